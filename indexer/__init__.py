@@ -1,0 +1,1 @@
+"""Walk image folders and keep an index in step with them (imports the core only)."""

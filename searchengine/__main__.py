@@ -1,0 +1,3 @@
+from searchengine.cli import main
+
+main()

