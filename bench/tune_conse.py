@@ -76,9 +76,19 @@ def main(folder: str) -> None:
         enc._text_model = base._text_model
         labels = enc.label_matrix()
         mean = labels.mean(0, keepdims=True)
-        for combo in (("lite0",), ("lite1",), ("lite2",), ("lite0", "lite1", "lite2"), ("lite1", "lite2")):
-            for temp, k, center in itertools.product((0.5, 1.0, 2.0, 3.0), (5, 10, 20, 50), (False, True)):
-                probs = sum(torch.softmax(torch.from_numpy(logits[b]) / temp, 1).numpy() for b in combo)
+        for combo in (
+            ("lite0",),
+            ("lite1",),
+            ("lite2",),
+            ("lite0", "lite1", "lite2"),
+            ("lite1", "lite2"),
+        ):
+            for temp, k, center in itertools.product(
+                (0.5, 1.0, 2.0, 3.0), (5, 10, 20, 50), (False, True)
+            ):
+                probs = sum(
+                    torch.softmax(torch.from_numpy(logits[b]) / temp, 1).numpy() for b in combo
+                )
                 probs /= len(combo)
                 top = np.argpartition(-probs, k - 1, axis=1)[:, :k]
                 w = np.take_along_axis(probs, top, axis=1)
@@ -89,8 +99,15 @@ def main(folder: str) -> None:
                     q = l2_normalize(qv - mean)
                 iv = l2_normalize(iv)
                 m = recall(q @ iv.T, gold)
-                row = dict(prompts=pname, lemmas=lemmas, backbones="+".join(combo), T=temp, k=k,
-                           center=center, **m)
+                row = dict(
+                    prompts=pname,
+                    lemmas=lemmas,
+                    backbones="+".join(combo),
+                    T=temp,
+                    k=k,
+                    center=center,
+                    **m,
+                )
                 results.append(row)
         best = max(results, key=lambda r: r["R@5"] + r["R@1"] + r["R@10"])
         print(pname, lemmas, "best so far", best, flush=True)
@@ -98,8 +115,16 @@ def main(folder: str) -> None:
     Path("bench/out/conse_sweep.json").write_text(json.dumps(results, indent=1))
     for r in results[:15]:
         print(r)
-    ref = [r for r in results if r["prompts"] == "photo" and r["lemmas"] == 1 and r["backbones"] == "lite0"
-           and r["T"] == 1.0 and r["k"] == 10 and not r["center"]]
+    ref = [
+        r
+        for r in results
+        if r["prompts"] == "photo"
+        and r["lemmas"] == 1
+        and r["backbones"] == "lite0"
+        and r["T"] == 1.0
+        and r["k"] == 10
+        and not r["center"]
+    ]
     print("reference", ref)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,13 +78,21 @@ class Indexer:
     :param workers: threads hashing and decoding ahead of the model.
     """
 
-    def __init__(self, store: Store, embedder: Embedder, *, batch_size: int = 16,
-                 max_pixels: int = 100_000_000, workers: int = 2) -> None:
+    def __init__(
+        self,
+        store: Store,
+        embedder: Embedder,
+        *,
+        batch_size: int = 16,
+        max_pixels: int = 100_000_000,
+        workers: int = 2,
+    ) -> None:
         self.store, self.embedder = store, embedder
         self.batch_size, self.max_pixels, self.workers = batch_size, max_pixels, workers
 
-    def plan(self, root: str | Path, retry_failed: bool = False
-             ) -> tuple[list[tuple[FileInfo, str | None]], list[str], IndexReport]:
+    def plan(
+        self, root: str | Path, retry_failed: bool = False
+    ) -> tuple[list[tuple[FileInfo, str | None]], list[str], IndexReport]:
         """Scan ``root``; return files to process (with their stored hash), paths gone, report."""
         root_path = Path(root).expanduser().resolve()
         if not root_path.is_dir():
@@ -96,8 +104,11 @@ class Indexer:
         for info in scan(root_path):
             seen.add(info.path)
             row = existing.get(info.path)
-            if row and row.size == info.size and row.mtime_ns == info.mtime_ns and not (
-                retry_failed and row.status == "failed"
+            if (
+                row
+                and row.size == info.size
+                and row.mtime_ns == info.mtime_ns
+                and not (retry_failed and row.status == "failed")
             ):
                 report.unchanged += 1
             else:
@@ -106,9 +117,14 @@ class Indexer:
         gone = sorted(set(existing) - seen)
         return todo, gone, report
 
-    def run(self, root: str | Path, *, retry_failed: bool = False,
-            progress: Progress | None = None,
-            on_plan: Callable[[IndexReport, int], None] | None = None) -> IndexReport:
+    def run(
+        self,
+        root: str | Path,
+        *,
+        retry_failed: bool = False,
+        progress: Progress | None = None,
+        on_plan: Callable[[IndexReport, int], None] | None = None,
+    ) -> IndexReport:
         """Index ``root`` and refresh the vector index.
 
         Hashing and decoding of the next batch run in worker threads while the
@@ -123,7 +139,6 @@ class Indexer:
         todo, gone, report = self.plan(root, retry_failed)
         if on_plan:
             on_plan(report, len(todo))
-        report.deleted = self.store.delete_paths(gone)
         batches = [todo[i : i + self.batch_size] for i in range(0, len(todo), self.batch_size)]
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="decode") as pool:
             submit = lambda batch: [pool.submit(self._prepare_one, *job) for job in batch]  # noqa: E731
@@ -134,6 +149,8 @@ class Indexer:
                 self._commit(current, report)
                 if progress:
                     progress(len(current))
+        # Deleting last lets a moved file reuse the vector of its old path.
+        report.deleted = self.store.delete_paths(gone)
         VectorIndex.open(self.store, self.embedder.id.dim)
         report.seconds = time.perf_counter() - started
         return report
@@ -174,10 +191,18 @@ class Indexer:
                 self.store.touch(it.info.path, it.info.size, it.info.mtime_ns)
                 report.touched += 1
                 continue
-            row = {"path": it.info.path, "root": report.root, "sha256": it.sha256,
-                   "size": it.info.size, "mtime_ns": it.info.mtime_ns,
-                   "width": it.facts.get("width"), "height": it.facts.get("height"),
-                   "format": it.facts.get("format"), "status": "ok", "error": None}
+            row = {
+                "path": it.info.path,
+                "root": report.root,
+                "sha256": it.sha256,
+                "size": it.info.size,
+                "mtime_ns": it.info.mtime_ns,
+                "width": it.facts.get("width"),
+                "height": it.facts.get("height"),
+                "format": it.facts.get("format"),
+                "status": "ok",
+                "error": None,
+            }
             if it.error:
                 row.update(status="failed", error=it.error)
                 report.failed += 1

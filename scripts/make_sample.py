@@ -25,7 +25,6 @@ PHOTOS = [
     ("chelsea.png", "photos/chelsea_the_cat.jpg"),
     ("coffee.png", "photos/coffee.png"),
     ("rocket.jpg", "photos/rocket.jpg"),
-    ("motorcycle_left.png", "photos/motorcycle.jpg"),
     ("hubble_deep_field.jpg", "photos/space/hubble_deep_field.jpg"),
     ("coins.png", "photos/coins.png"),
     ("retina.jpg", "photos/retina.jpg"),
@@ -39,23 +38,57 @@ PHOTOS = [
 ]
 
 LABELS = [
-    ("products/green_tea.png", (236, 244, 226), (31, 94, 47),
-     ["ORGANIC GREEN TEA", "Sencha - loose leaf", "250 g", "SKU QX-7781-B"]),
-    ("products/coffee_beans.png", (60, 38, 26), (242, 222, 190),
-     ["DARK ROAST", "COFFEE BEANS", "1 kg", "SKU CB-2041-D"]),
-    ("products/lavender_shampoo.png", (226, 214, 240), (74, 44, 110),
-     ["LAVENDER SHAMPOO", "for dry hair", "500 ml", "SKU LS-3310-A"]),
-    ("products/trail_runner.png", (250, 250, 250), (200, 40, 30),
-     ["TRAIL RUNNER X2", "running shoe", "Size 42", "SKU TR-4420-K"]),
-    ("products/olive_oil.jpg", (250, 240, 200), (70, 90, 20),
-     ["EXTRA VIRGIN", "OLIVE OIL", "750 ml", "SKU OO-0750-E"]),
-    ("products/wildflower_honey.jpg", (255, 214, 90), (90, 50, 0),
-     ["WILDFLOWER HONEY", "raw and unfiltered", "350 g", "SKU WH-0350-H"]),
-    ("signs/summer_sale.png", (220, 20, 60), (255, 255, 255), ["SUMMER SALE", "50% OFF", "everything must go"]),
+    (
+        "products/green_tea.png",
+        (236, 244, 226),
+        (31, 94, 47),
+        ["ORGANIC GREEN TEA", "Sencha - loose leaf", "250 g", "SKU QX-7781-B"],
+    ),
+    (
+        "products/coffee_beans.png",
+        (60, 38, 26),
+        (242, 222, 190),
+        ["DARK ROAST", "COFFEE BEANS", "1 kg", "SKU CB-2041-D"],
+    ),
+    (
+        "products/lavender_shampoo.png",
+        (226, 214, 240),
+        (74, 44, 110),
+        ["LAVENDER SHAMPOO", "for dry hair", "500 ml", "SKU LS-3310-A"],
+    ),
+    (
+        "products/trail_runner.png",
+        (250, 250, 250),
+        (200, 40, 30),
+        ["TRAIL RUNNER X2", "running shoe", "Size 42", "SKU TR-4420-K"],
+    ),
+    (
+        "products/olive_oil.jpg",
+        (250, 240, 200),
+        (70, 90, 20),
+        ["EXTRA VIRGIN", "OLIVE OIL", "750 ml", "SKU OO-0750-E"],
+    ),
+    (
+        "products/wildflower_honey.jpg",
+        (255, 214, 90),
+        (90, 50, 0),
+        ["WILDFLOWER HONEY", "raw and unfiltered", "350 g", "SKU WH-0350-H"],
+    ),
+    (
+        "signs/summer_sale.png",
+        (220, 20, 60),
+        (255, 255, 255),
+        ["SUMMER SALE", "50% OFF", "everything must go"],
+    ),
     ("signs/emergency_exit.png", (0, 128, 70), (255, 255, 255), ["EMERGENCY EXIT", "keep clear"]),
     ("signs/no_parking.png", (255, 255, 255), (200, 0, 0), ["NO PARKING", "tow away zone"]),
     ("signs/open_24_hours.jpg", (20, 20, 40), (255, 220, 0), ["OPEN 24 HOURS", "pharmacy"]),
-    ("signs/cafe_creme.png", (245, 235, 220), (110, 60, 20), ["CAFÉ CRÈME", "pâtisserie française"]),
+    (
+        "signs/cafe_creme.png",
+        (245, 235, 220),
+        (110, 60, 20),
+        ["CAFÉ CRÈME", "pâtisserie française"],
+    ),
 ]
 
 RECEIPT = [
@@ -98,8 +131,11 @@ def draw_label(path: str, bg, fg, lines: list[str]) -> None:
 def draw_receipt(path: str) -> None:
     im = Image.new("RGB", (520, 60 + 40 * len(RECEIPT)), (252, 252, 248))
     d = ImageDraw.Draw(im)
-    f = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf", 24) \
-        if Path("/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf").is_file() else font(24)
+    f = (
+        ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf", 24)
+        if Path("/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf").is_file()
+        else font(24)
+    )
     for i, line in enumerate(RECEIPT):
         d.text((30, 30 + 40 * i), line, fill=(20, 20, 20), font=f)
     save(im, path)
@@ -126,7 +162,6 @@ def main() -> None:
     for rel, bg, fg, lines in LABELS:
         draw_label(rel, bg, fg, lines)
     draw_receipt("documents/receipt_corner_bakery.png")
-    print(f"wrote {sum(1 for p in OUT.rglob('*') if p.is_file() and p.suffix != '.md')} images to {OUT}")
 
 
 if __name__ == "__main__":

@@ -31,11 +31,17 @@ def _settings(index: str | None, model: str | None = None, **over) -> Settings:
 
 
 index_option = click.option(
-    "--index", "index", metavar="PATH", default=None,
+    "--index",
+    "index",
+    metavar="PATH",
+    default=None,
     help="Index folder [env SE_INDEX; default ~/.local/share/searchengine/index].",
 )
 model_option = click.option(
-    "--model", "model", metavar="SPEC", default=None,
+    "--model",
+    "model",
+    metavar="SPEC",
+    default=None,
     help="Encoder: offline | clip | clip:ARCH:TAG | clip:ARCH:/path/ckpt [env SE_MODEL].",
 )
 
@@ -53,8 +59,36 @@ class _Group(click.Group):
 @click.option("-v", "--verbose", is_flag=True, help="Log what happens (to stderr).")
 def cli(verbose: bool) -> None:
     """Find images by what they show. Index a folder, then search it by text."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+class _ProgressBar:
+    """Prints the plan of a run, then a tqdm bar (count, rate, ETA) on stderr."""
+
+    def __init__(self, folder: str, quiet: bool) -> None:
+        self.folder, self.quiet, self.bar = folder, quiet, None
+
+    def start(self, report, todo: int) -> None:
+        click.echo(
+            f"{self.folder}: {report.scanned} images, {report.unchanged} unchanged, "
+            f"{todo} to process",
+            err=True,
+        )
+        if todo and not self.quiet:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=todo, unit="img", desc="indexing", file=sys.stderr)
+
+    def update(self, n: int) -> None:
+        if self.bar:
+            self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar:
+            self.bar.close()
 
 
 @cli.command()
@@ -63,49 +97,41 @@ def cli(verbose: bool) -> None:
 @model_option
 @click.option("--rebuild", is_flag=True, help="Drop the index's contents and re-embed everything.")
 @click.option("--retry-failed", is_flag=True, help="Try files that failed before again.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None,
-              help="Images per batch and commit [env SE_BATCH_SIZE; default 16].")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Images per batch and commit [env SE_BATCH_SIZE; default 16].",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def index(folders, index, model, rebuild, retry_failed, batch_size, quiet) -> None:
     """Build or update the index from FOLDERS (recursively, incrementally)."""
-    from tqdm import tqdm
-
     from indexer.pipeline import Indexer
     from searchengine.models.registry import create_embedder, default_spec
     from searchengine.search import open_store
 
     s = _settings(index, model, batch_size=batch_size)
     store = open_store(s.index_path, create=True)
+    recorded = store.encoder()
+    embedder = create_embedder(s.model or (recorded.spec if recorded else default_spec()))
     if rebuild:
         store.clear()
-    recorded = store.encoder()
-    spec = s.model or (recorded.spec if recorded else default_spec())
-    embedder = create_embedder(spec)
-    if recorded and recorded != embedder.id:
-        from searchengine.store.db import mismatch_error
-
-        raise mismatch_error(store.dir, recorded, embedder.id)
+    else:
+        store.bind_encoder(embedder.id)  # refuses another encoder before any work
     click.echo(f"encoder: {embedder.id.spec} (dim {embedder.id.dim})", err=True)
     click.echo(f"index:   {store.dir}", err=True)
     indexer = Indexer(store, embedder, batch_size=s.batch_size, max_pixels=s.max_pixels)
     for folder in folders:
-        bar = None
-
-        def on_plan(report, todo, folder=folder):
-            nonlocal bar
-            click.echo(f"{folder}: {report.scanned} images, {report.unchanged} unchanged, "
-                       f"{todo} to process", err=True)
-            if todo and not quiet:
-                bar = tqdm(total=todo, unit="img", desc="indexing", file=sys.stderr)
-
-        report = indexer.run(folder, retry_failed=retry_failed, on_plan=on_plan,
-                             progress=lambda n: bar.update(n) if bar else None)
-        if bar:
-            bar.close()
+        bar = _ProgressBar(folder, quiet)
+        report = indexer.run(
+            folder, retry_failed=retry_failed, on_plan=bar.start, progress=bar.update
+        )
+        bar.close()
         click.echo(
             f"{folder}: {report.embedded} embedded, {report.reused} reused, "
             f"{report.touched} touched, {report.failed} failed, {report.deleted} removed "
-            f"in {report.seconds:.1f}s", err=True,
+            f"in {report.seconds:.1f}s",
+            err=True,
         )
         for path, reason in report.failures:
             click.echo(f"  failed: {path}: {reason}", err=True)
@@ -115,8 +141,15 @@ def index(folders, index, model, rebuild, retry_failed, batch_size, quiet) -> No
 @click.argument("query")
 @index_option
 @model_option
-@click.option("-k", "--limit", "k", type=click.IntRange(min=1), default=10, show_default=True,
-              help="How many results.")
+@click.option(
+    "-k",
+    "--limit",
+    "k",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="How many results.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def search(query, index, model, k, as_json) -> None:
     """Find the images that best match QUERY, best first."""
@@ -125,11 +158,27 @@ def search(query, index, model, k, as_json) -> None:
     engine = SearchEngine.open(_settings(index, model))
     hits = engine.search(query, k)
     if as_json:
-        click.echo(json.dumps({
-            "query": query, "encoder": engine.encoder.spec, "index": str(engine.store.dir),
-            "results": [{"rank": h.rank, "path": h.path, "score": round(h.score, 6), "id": h.id,
-                         "width": h.width, "height": h.height, "format": h.format} for h in hits],
-        }))
+        click.echo(
+            json.dumps(
+                {
+                    "query": query,
+                    "encoder": engine.encoder.spec,
+                    "index": str(engine.store.dir),
+                    "results": [
+                        {
+                            "rank": h.rank,
+                            "path": h.path,
+                            "score": round(h.score, 6),
+                            "id": h.id,
+                            "width": h.width,
+                            "height": h.height,
+                            "format": h.format,
+                        }
+                        for h in hits
+                    ],
+                }
+            )
+        )
         return
     click.echo(f"encoder: {engine.encoder.spec}", err=True)
     if not hits:

@@ -44,7 +44,9 @@ def resolve_embedder(store: Store, spec: str | None) -> Embedder:
 class SearchEngine:
     """Answers text queries from a store, its FAISS index and its encoder."""
 
-    def __init__(self, store: Store, embedder: Embedder, vectors: VectorIndex | None = None) -> None:
+    def __init__(
+        self, store: Store, embedder: Embedder, vectors: VectorIndex | None = None
+    ) -> None:
         recorded = store.encoder()
         if recorded is not None and recorded != embedder.id:
             raise mismatch_error(store.dir, recorded, embedder.id)
@@ -71,23 +73,38 @@ class SearchEngine:
 
         :raises SearchEngineError: empty query or non-positive ``k``.
         """
-        if not query or not query.strip():
+        return self.search_many([query], k)[0]
+
+    def search_many(self, queries: list[str], k: int = 10) -> list[list[SearchHit]]:
+        """Answer several queries with one batched text encoding (evaluation, bulk use)."""
+        cleaned = [q.strip() if isinstance(q, str) else "" for q in queries]
+        if not cleaned or not all(cleaned):
             raise SearchEngineError("the query is empty: describe what to find")
         if k <= 0:
             raise SearchEngineError(f"k must be positive, got {k}")
         self.refresh()
-        qvec = self.embedder.embed_texts([query.strip()])
-        scores, ids = self.vectors.search(qvec, k)
-        found = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
-        records = self.store.images_by_id(i for i, _ in found)
-        hits = []
-        for image_id, score in found:
-            rec = records.get(image_id)
-            if rec is None:  # deleted since the vectors were loaded
-                continue
-            hits.append(SearchHit(image_id, rec.path, score, len(hits) + 1,
-                                  rec.width, rec.height, rec.format))
-        return hits
+        scores, ids = self.vectors.search(self.embedder.embed_texts(cleaned), k)
+        records = self.store.images_by_id({int(i) for i in ids.ravel() if i >= 0})
+        out = []
+        for row_ids, row_scores in zip(ids, scores, strict=True):
+            hits: list[SearchHit] = []
+            for image_id, score in zip(row_ids, row_scores, strict=True):
+                rec = records.get(int(image_id))
+                if rec is None:  # empty slot, or deleted since the vectors were loaded
+                    continue
+                hits.append(
+                    SearchHit(
+                        rec.id,
+                        rec.path,
+                        float(score),
+                        len(hits) + 1,
+                        rec.width,
+                        rec.height,
+                        rec.format,
+                    )
+                )
+            out.append(hits)
+        return out
 
     def stats(self) -> IndexStats:
         """Return counts, encoder and index type."""
@@ -98,7 +115,12 @@ def index_stats(store: Store, vectors: VectorIndex | None = None) -> IndexStats:
     """Describe ``store`` (and its vector index, if loaded) for ``searchengine info``."""
     counts = store.counts()
     return IndexStats(
-        path=str(store.dir), encoder=store.encoder(), images=counts["images"], ok=counts["ok"],
-        failed=counts["failed"], vectors=counts["vectors"],
-        faiss_key=vectors.key if vectors else None, roots=store.roots(),
+        path=str(store.dir),
+        encoder=store.encoder(),
+        images=counts["images"],
+        ok=counts["ok"],
+        failed=counts["failed"],
+        vectors=counts["vectors"],
+        faiss_key=vectors.key if vectors else None,
+        roots=store.roots(),
     )

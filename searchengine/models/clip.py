@@ -62,6 +62,10 @@ def cached_weights(arch: str, pretrained: str) -> Path | None:
     return None
 
 
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
 def weight_licence(pretrained: str) -> str:
     """Return the licence of open_clip pretrained weights, as far as the tag tells."""
     if pretrained == RANDOM:
@@ -78,8 +82,12 @@ def _preprocess_kwargs(arch: str, pretrained: str) -> dict:
     import open_clip
 
     cfg = open_clip.get_pretrained_cfg(arch, pretrained) if pretrained != RANDOM else {}
-    keys = {"mean": "image_mean", "std": "image_std", "interpolation": "image_interpolation",
-            "resize_mode": "image_resize_mode"}
+    keys = {
+        "mean": "image_mean",
+        "std": "image_std",
+        "interpolation": "image_interpolation",
+        "resize_mode": "image_resize_mode",
+    }
     return {arg: cfg[k] for k, arg in keys.items() if cfg and cfg.get(k)}
 
 
@@ -88,8 +96,9 @@ class OpenClipEmbedder:
 
     name = "clip"
 
-    def __init__(self, arch: str = DEFAULT_ARCH, pretrained: str = DEFAULT_PRETRAINED,
-                 device: str = "cpu") -> None:
+    def __init__(
+        self, arch: str = DEFAULT_ARCH, pretrained: str = DEFAULT_PRETRAINED, device: str = "cpu"
+    ) -> None:
         """Load the model now (weights from cache, file or hub).
 
         :raises ModelNotFound: unknown architecture/tag, or weights unobtainable.
@@ -99,17 +108,25 @@ class OpenClipEmbedder:
 
         if arch not in open_clip.list_models():
             raise ModelNotFound(
-                f"unknown open_clip architecture {arch!r}; available: {', '.join(open_clip.list_models())}"
+                f"unknown open_clip architecture {arch!r}; "
+                f"available: {', '.join(open_clip.list_models())}"
             )
         self.arch, self.pretrained, self.device = arch, pretrained, device
         if pretrained != RANDOM and not Path(pretrained).expanduser().is_file():
             tags = [t for a, t in open_clip.list_pretrained() if a == arch]
             if pretrained not in tags:
                 raise ModelNotFound(
-                    f"unknown pretrained tag {pretrained!r} for {arch}; available: {', '.join(tags) or 'none'}"
+                    f"unknown pretrained tag {pretrained!r} for {arch}; "
+                    f"available: {', '.join(tags) or 'none'}"
                     " (or pass a local checkpoint file, or 'random' for tests)"
                 )
         source = cached_weights(arch, pretrained)
+        if source is None and pretrained != RANDOM and _offline():
+            raise ModelNotFound(
+                f"open_clip weights {arch}:{pretrained} are not in the cache and HF_HUB_OFFLINE is "
+                "set. Download them where the hub is reachable, or pass a local checkpoint: "
+                "--model clip:ARCH:/path/to/checkpoint.bin. Or use --model offline."
+            )
         weights = None if pretrained == RANDOM else str(source or pretrained)
         seed_ctx = torch.random.fork_rng() if pretrained == RANDOM else contextlib.nullcontext()
         try:

@@ -43,7 +43,7 @@ BACKBONES: dict[str, tuple[str, str, int]] = {
 
 @dataclass(frozen=True)
 class ConSEConfig:
-    """The knobs of the label bridge; part of the encoder's identity (its tag).
+    """The knobs of the label bridge. The defaults are the plain ConSE reference.
 
     :param backbones: classifiers whose probabilities are averaged.
     :param top_k: labels kept per image.
@@ -61,13 +61,24 @@ class ConSEConfig:
     center: bool = False
 
     def tag(self) -> str:
-        """Return a short stable tag: readable head plus a hash of every knob."""
-        digest = hashlib.sha1(repr(self).encode()).hexdigest()[:8]
-        return f"{'+'.join(self.backbones)}-minilm-l6-k{self.top_k}-{digest}"
+        """Return the preset name of this configuration, or ``custom-<hash>``."""
+        for name, preset in PRESETS.items():
+            if preset == self:
+                return name
+        return "custom-" + hashlib.sha1(repr(self).encode()).hexdigest()[:8]
 
 
-#: The configuration ``--model offline`` uses (tuned on flickr8k_dev1k, see docs/evaluation.md).
-DEFAULT_CONFIG = ConSEConfig()
+#: Named configurations; the name is the encoder tag an index records, so a
+#: preset's knobs never change under its name (add ``-v2`` instead). Tuned on
+#: flickr8k_dev1k with bench/tune_conse.py; figures in docs/evaluation.md.
+PROMPTS = ("a photo of a {}.", "a picture of a {}.", "{}")
+PRESETS: dict[str, ConSEConfig] = {
+    "fast-v1": ConSEConfig(("lite0",), top_k=100, temperature=3.0, prompts=PROMPTS, center=True),
+    "ensemble-v1": ConSEConfig(
+        ("lite0", "lite1", "lite2"), top_k=100, temperature=3.0, prompts=PROMPTS, center=True
+    ),
+}
+DEFAULT_PRESET = "fast-v1"
 
 
 def weights_path(backbone: str) -> Path:
@@ -107,7 +118,9 @@ def imagenet_lemmas() -> list[list[str]]:
     """Return, for each of the 1000 ImageNet-1k classes in logit order, its lemmas."""
     from timm.data import ImageNetInfo
 
-    return [[w.strip() for w in d.split(",") if w.strip()] for d in ImageNetInfo().label_descriptions()]
+    return [
+        [w.strip() for w in d.split(",") if w.strip()] for d in ImageNetInfo().label_descriptions()
+    ]
 
 
 def _cache_dir() -> Path:
@@ -125,7 +138,7 @@ class ConSEEmbedder:
     name = "offline"
 
     def __init__(self, config: ConSEConfig | None = None, device: str = "cpu") -> None:
-        self.config = config or ConSEConfig()
+        self.config = config or PRESETS[DEFAULT_PRESET]
         for b in self.config.backbones:
             weights_path(b)  # fail fast with the install hint
         self.device = device
@@ -188,7 +201,9 @@ class ConSEEmbedder:
                 log.warning("ignoring unreadable label cache %s", path)
         rows = []
         for lemmas in imagenet_lemmas():
-            sentences = [p.format(w) for w in lemmas[: self.config.lemmas] for p in self.config.prompts]
+            sentences = [
+                p.format(w) for w in lemmas[: self.config.lemmas] for p in self.config.prompts
+            ]
             rows.append(self._encode_sentences(sentences).mean(axis=0))
         arr = l2_normalize(np.stack(rows))
         try:

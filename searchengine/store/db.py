@@ -132,9 +132,22 @@ class Store:
                     " size=excluded.size, mtime_ns=excluded.mtime_ns, width=excluded.width,"
                     " height=excluded.height, format=excluded.format, status=excluded.status,"
                     " error=excluded.error, indexed_at=excluded.indexed_at",
-                    {k: row.get(k) for k in (
-                        "path", "root", "sha256", "size", "mtime_ns", "width", "height",
-                        "format", "status", "error", "indexed_at")},
+                    {
+                        k: row.get(k)
+                        for k in (
+                            "path",
+                            "root",
+                            "sha256",
+                            "size",
+                            "mtime_ns",
+                            "width",
+                            "height",
+                            "format",
+                            "status",
+                            "error",
+                            "indexed_at",
+                        )
+                    },
                 )
                 image_id = self.db.execute(
                     "SELECT id FROM images WHERE path = ?", [row["path"]]
@@ -169,7 +182,9 @@ class Store:
             for chunk_start in range(0, len(paths), 500):
                 chunk = list(paths[chunk_start : chunk_start + 500])
                 marks = ",".join("?" * len(chunk))
-                gone += self.db.execute(f"DELETE FROM images WHERE path IN ({marks})", chunk).rowcount
+                gone += self.db.execute(
+                    f"DELETE FROM images WHERE path IN ({marks})", chunk
+                ).rowcount
             if gone:
                 self._bump_generation()
         return gone
@@ -217,7 +232,9 @@ class Store:
 
     def all_vectors(self, dim: int) -> tuple[np.ndarray, np.ndarray]:
         """Return ``(ids int64 (N,), vectors float32 (N, dim))`` of every embedding."""
-        rows = self.db.execute("SELECT image_id, vector FROM embeddings ORDER BY image_id").fetchall()
+        rows = self.db.execute(
+            "SELECT image_id, vector FROM embeddings ORDER BY image_id"
+        ).fetchall()
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
         return ids, vecs

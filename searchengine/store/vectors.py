@@ -109,8 +109,12 @@ class VectorIndex:
         tmp_index = index_dir / f".{INDEX_NAME}.{os.getpid()}.tmp"
         faiss.write_index(self.index, str(tmp_index))
         os.replace(tmp_index, index_dir / INDEX_NAME)
-        state = {"generation": self.generation, "count": self.ntotal, "key": self.key,
-                 "dim": int(self.index.d)}
+        state = {
+            "generation": self.generation,
+            "count": self.ntotal,
+            "key": self.key,
+            "dim": int(self.index.d),
+        }
         tmp_state = index_dir / f".{STATE_NAME}.{os.getpid()}.tmp"
         tmp_state.write_text(json.dumps(state))
         os.replace(tmp_state, index_dir / STATE_NAME)

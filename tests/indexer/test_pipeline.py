@@ -1,0 +1,158 @@
+import shutil
+
+import numpy as np
+import pytest
+
+from indexer.pipeline import Indexer
+from searchengine.errors import IndexMismatch, SearchEngineError
+from searchengine.models.registry import create_embedder
+from searchengine.search import SearchEngine
+from searchengine.store.db import Store
+from tests.conftest import make_image, write_images
+from tests.hostile import make_hostile
+
+
+class CountingEmbedder:
+    """Wraps an embedder and counts the images it was asked to embed."""
+
+    def __init__(self, inner):
+        self.inner, self.calls = inner, 0
+
+    @property
+    def id(self):
+        return self.inner.id
+
+    def embed_images(self, images):
+        self.calls += len(images)
+        return self.inner.embed_images(images)
+
+    def embed_texts(self, texts):
+        return self.inner.embed_texts(texts)
+
+
+@pytest.fixture
+def counting(tiny_embedder):
+    return CountingEmbedder(tiny_embedder)
+
+
+def run(index_dir, folder, embedder, **kw):
+    store = Store(index_dir)
+    report = Indexer(store, embedder, batch_size=4).run(folder, **kw)
+    return store, report
+
+
+def test_round_trip_scores_are_true_cosines(index_dir, image_dir, tiny_embedder):
+    store, report = run(index_dir, image_dir, tiny_embedder)
+    assert (report.scanned, report.embedded, report.failed) == (9, 9, 0)
+    engine = SearchEngine(store, tiny_embedder)
+    hits = engine.search("a red square", k=20)
+    assert len(hits) == 9
+    assert [h.rank for h in hits] == list(range(1, 10))
+    paths = sorted(str(p) for p in image_dir.rglob("*.png"))
+    assert sorted(h.path for h in hits) == paths
+    from searchengine.imaging import load_image
+
+    q = tiny_embedder.embed_texts(["a red square"])[0]
+    for h in hits:
+        v = tiny_embedder.embed_images([load_image(h.path)[0]])[0]
+        assert h.score == pytest.approx(float(q @ v), abs=1e-4)
+    scores = [h.score for h in hits]
+    assert scores == sorted(scores, reverse=True)
+    assert len(engine.search("a red square", k=3)) == 3
+
+
+def test_reindex_unchanged_embeds_nothing(index_dir, image_dir, counting):
+    run(index_dir, image_dir, counting)
+    assert counting.calls == 9
+    _, report = run(index_dir, image_dir, counting)
+    assert counting.calls == 9
+    assert (report.unchanged, report.processed) == (9, 0)
+
+
+def test_adding_one_file_embeds_one(index_dir, image_dir, counting):
+    run(index_dir, image_dir, counting)
+    write_images(image_dir, 1, prefix="new", start=100)
+    _, report = run(index_dir, image_dir, counting)
+    assert counting.calls == 10 and report.embedded == 1
+
+
+def test_deleted_file_leaves_results(index_dir, image_dir, tiny_embedder):
+    store, _ = run(index_dir, image_dir, tiny_embedder)
+    victim = image_dir / "img002.png"
+    victim.unlink()
+    store, report = run(index_dir, image_dir, tiny_embedder)
+    assert report.deleted == 1
+    hits = SearchEngine(store, tiny_embedder).search("anything", k=50)
+    assert str(victim) not in {h.path for h in hits} and len(hits) == 8
+
+
+def test_changed_content_is_re_embedded_and_touch_is_not(index_dir, image_dir, counting):
+    run(index_dir, image_dir, counting)
+    make_image((0, 0, 255), size=(30, 30)).save(image_dir / "img001.png")  # new bytes
+    (image_dir / "img003.png").touch()  # same bytes, new mtime
+    _, report = run(index_dir, image_dir, counting)
+    assert (report.embedded, report.touched) == (1, 1)
+    assert counting.calls == 10
+
+
+def test_moved_file_reuses_its_vector(index_dir, image_dir, counting):
+    run(index_dir, image_dir, counting)
+    shutil.move(image_dir / "img004.png", image_dir / "sub" / "moved.png")
+    _, report = run(index_dir, image_dir, counting)
+    assert (report.reused, report.deleted, report.embedded) == (1, 1, 0)
+    assert counting.calls == 9
+
+
+def test_index_refuses_another_encoder(index_dir, image_dir, tiny_embedder, tiny_spec_other):
+    store, _ = run(index_dir, image_dir, tiny_embedder)
+    other = create_embedder(tiny_spec_other)
+    with pytest.raises(IndexMismatch, match="--rebuild"):
+        Indexer(store, other).run(image_dir)
+    with pytest.raises(IndexMismatch, match="se-tiny:random"):
+        SearchEngine(store, other)
+
+
+def test_hostile_corpus_indexes_without_crash(tmp_path, index_dir, tiny_embedder):
+    folder = tmp_path / "hostile"
+    expected = make_hostile(folder)
+    store, report = run(index_dir, folder, tiny_embedder)
+    failures = {p.rsplit("/", 1)[1]: reason for p, reason in report.failures}
+    for name, fragment in expected.items():
+        if fragment is None:
+            assert name not in failures
+        else:
+            assert fragment in failures[name], (name, failures.get(name))
+    stored = {f.path.rsplit("/", 1)[1]: f.error for f in store.failures()}
+    assert stored == failures
+    hits = SearchEngine(store, tiny_embedder).search("x", k=100)
+    good = {n for n, f in expected.items() if f is None}
+    assert {h.path.rsplit("/", 1)[1] for h in hits} == good
+    _, again = run(index_dir, folder, tiny_embedder)  # failures are remembered, not retried
+    assert again.processed == 0
+    _, retried = run(index_dir, folder, tiny_embedder, retry_failed=True)
+    assert retried.failed == len(expected) - len(good)
+
+
+def test_batch_error_isolates_the_bad_image(index_dir, image_dir, tiny_embedder):
+    class Flaky(CountingEmbedder):
+        def embed_images(self, images):
+            if any(im.size == (48, 40) and im.getpixel((0, 0)) == (1, 2, 3) for im in images):
+                raise RuntimeError("backend exploded")
+            return super().embed_images(images)
+
+    make_image((1, 2, 3)).save(image_dir / "poison.png")
+    store, report = run(index_dir, image_dir, Flaky(tiny_embedder))
+    assert report.failed == 1 and report.embedded == 9
+    assert "backend exploded" in store.failures()[0].error
+
+
+def test_not_a_folder(index_dir, tmp_path, tiny_embedder):
+    with pytest.raises(SearchEngineError, match="not a folder"):
+        run(index_dir, tmp_path / "nope", tiny_embedder)
+
+
+def test_vectors_stored_in_sqlite_are_unit_norm(index_dir, image_dir, tiny_embedder):
+    store, _ = run(index_dir, image_dir, tiny_embedder)
+    ids, vecs = store.all_vectors(tiny_embedder.id.dim)
+    assert len(ids) == 9 and vecs.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, rtol=1e-5)

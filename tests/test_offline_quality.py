@@ -1,0 +1,71 @@
+"""Real-model search quality with the bundled offline encoder (no downloads)."""
+
+import json
+import shutil
+
+import pytest
+
+from indexer.pipeline import Indexer
+from searchengine.models.registry import create_embedder
+from searchengine.search import SearchEngine
+from searchengine.store.db import Store
+from tests.conftest import REPO, SHARED
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def offline():
+    return create_embedder("offline")
+
+
+@pytest.fixture(scope="module")
+def sample_engine(tmp_path_factory, offline):
+    index = tmp_path_factory.mktemp("sample-index")
+    store = Store(index)
+    Indexer(store, offline).run(REPO / "data" / "sample")
+    return SearchEngine(store, offline)
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("a cat", "photos/chelsea_the_cat.jpg"),
+        ("a cup of coffee", "photos/coffee.png"),
+        ("a rocket", "photos/rocket.jpg"),
+        ("a horse", "photos/horse_silhouette.gif"),
+    ],
+)
+def test_scikit_image_photos_found_first(sample_engine, query, expected):
+    hits = sample_engine.search(query, k=3)
+    assert hits[0].path.endswith(expected), [h.path for h in hits]
+
+
+def test_whole_sample_gallery_indexes_cleanly(sample_engine):
+    counts = sample_engine.store.counts()
+    assert counts["failed"] == 0 and counts["ok"] == counts["vectors"] >= 20
+
+
+@pytest.mark.skipif(
+    not (SHARED / "flickr8k_dev1k").is_dir(),
+    reason="../shared/datasets/flickr8k_dev1k is absent (a user's clone)",
+)
+def test_flickr8k_subset_recall_floor(tmp_path, offline):
+    """200 Flickr8k dev images, 1000 caption queries: R@10 well above chance (0.05)."""
+    root = SHARED / "flickr8k_dev1k"
+    records = [json.loads(line) for line in (root / "annotations.jsonl").open()][:200]
+    folder = tmp_path / "subset"
+    folder.mkdir()
+    for r in records:  # a copy of 200 small files in tmp: the shared set stays read-only
+        shutil.copy(root / r["file"], folder / r["file"].rsplit("/", 1)[1])
+    store = Store(tmp_path / "index")
+    Indexer(store, offline).run(folder)
+    engine = SearchEngine(store, offline)
+    queries = [(c, r["file"].rsplit("/", 1)[1]) for r in records for c in r["captions"]]
+    results = engine.search_many([q for q, _ in queries], k=10)
+    hits = sum(
+        any(h.path.endswith("/" + name) for h in res)
+        for res, (_, name) in zip(results, queries, strict=True)
+    )
+    recall10 = hits / len(queries)
+    assert recall10 >= 0.45, recall10
