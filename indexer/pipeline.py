@@ -137,6 +137,8 @@ class Indexer:
         started = time.perf_counter()
         self.store.bind_encoder(self.embedder.id)
         todo, gone, report = self.plan(root, retry_failed)
+        if todo:
+            self.embedder.load()
         if on_plan:
             on_plan(report, len(todo))
         batches = [todo[i : i + self.batch_size] for i in range(0, len(todo), self.batch_size)]

@@ -105,3 +105,13 @@ def test_models_lists_licences(runner):
     r = invoke(runner, "models")
     assert r.exit_code == 0
     assert "offline" in r.stdout and "Apache-2.0" in r.stdout and "clip" in r.stdout
+
+
+@pytest.mark.slow
+def test_default_encoder_is_offline_and_named(runner, image_dir, index_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "no-clip-weights"))
+    r = invoke(runner, "index", image_dir, "--index", index_dir, "-q")
+    assert r.exit_code == 0, r.output
+    assert "encoder: offline:fast-v1 (dim 384)" in r.stderr
+    r = invoke(runner, "search", "a dog", "--index", index_dir, "--json")
+    assert json.loads(r.stdout)["encoder"] == "offline:fast-v1"

@@ -24,6 +24,10 @@ class Embedder(Protocol):
         """Name, tag and dimension: what an index records and checks."""
         ...
 
+    def load(self) -> None:
+        """Load everything image embedding needs now (backends may load lazily)."""
+        ...
+
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Embed RGB images; returns ``(len(images), dim)`` float32."""
         ...

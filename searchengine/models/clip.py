@@ -77,6 +77,24 @@ def weight_licence(pretrained: str) -> str:
     return "see the open_clip model card for this tag"
 
 
+@contextlib.contextmanager
+def _quiet_random_warning(active: bool):
+    """Hide open_clip's "initialized randomly" warning when random weights were asked for."""
+
+    class _Drop(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return "initialized randomly" not in record.getMessage()
+
+    flt = _Drop()
+    root = logging.getLogger()
+    if active:
+        root.addFilter(flt)
+    try:
+        yield
+    finally:
+        root.removeFilter(flt)
+
+
 def _preprocess_kwargs(arch: str, pretrained: str) -> dict:
     """Return the tag's own image preprocessing (we may load its weights by file path)."""
     import open_clip
@@ -130,7 +148,7 @@ class OpenClipEmbedder:
         weights = None if pretrained == RANDOM else str(source or pretrained)
         seed_ctx = torch.random.fork_rng() if pretrained == RANDOM else contextlib.nullcontext()
         try:
-            with seed_ctx:
+            with seed_ctx, _quiet_random_warning(pretrained == RANDOM):
                 if pretrained == RANDOM:
                     torch.manual_seed(0)
                 model, _, preprocess = open_clip.create_model_and_transforms(
@@ -154,6 +172,9 @@ class OpenClipEmbedder:
     @property
     def id(self) -> EncoderId:
         return self._id
+
+    def load(self) -> None:
+        """Nothing to do: the model loads in the constructor."""
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Embed RGB images; returns ``(N, dim)`` float32, unit rows."""

@@ -152,6 +152,11 @@ class ConSEEmbedder:
     def id(self) -> EncoderId:
         return EncoderId(self.name, self.config.tag(), 384)
 
+    def load(self) -> None:
+        """Load the classifiers and the label matrix (built once, then cached on disk)."""
+        self._load_classifiers()
+        self.label_matrix()
+
     # -- text tower -------------------------------------------------------
     def _text(self):
         if self._text_model is None:

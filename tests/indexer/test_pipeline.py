@@ -22,6 +22,9 @@ class CountingEmbedder:
     def id(self):
         return self.inner.id
 
+    def load(self):
+        self.inner.load()
+
     def embed_images(self, images):
         self.calls += len(images)
         return self.inner.embed_images(images)
