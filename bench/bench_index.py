@@ -70,9 +70,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=1000, help="images to index")
     ap.add_argument("--queries", type=int, default=300)
     args = ap.parse_args()
-    records = [json.loads(line) for line in (args.dataset / "annotations.jsonl").open()][
-        : args.limit
-    ]
+    records = [json.loads(line) for line in (args.dataset / "annotations.jsonl").open()][: args.limit]
     captions = [c for r in records for c in r["captions"]]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "images"

@@ -30,15 +30,11 @@ def evaluate(dataset: Path, model: str, index: Path | None = None, k: int = 10) 
         report = Indexer(store, embedder).run(dataset)
         index_s = time.perf_counter() - t0
         engine = SearchEngine(store, embedder)
-        queries = [
-            (c, str((dataset / r["file"]).resolve())) for r in records for c in r["captions"]
-        ]
+        queries = [(c, str((dataset / r["file"]).resolve())) for r in records for c in r["captions"]]
         ranks = []
         for start in range(0, len(queries), 256):
             chunk = queries[start : start + 256]
-            for hits, (_, gold) in zip(
-                engine.search_many([q for q, _ in chunk], k=100), chunk, strict=True
-            ):
+            for hits, (_, gold) in zip(engine.search_many([q for q, _ in chunk], k=100), chunk, strict=True):
                 ranks.append(next((h.rank for h in hits if h.path == gold), None))
     n = len(ranks)
     out = {f"R@{c}": sum(1 for r in ranks if r and r <= c) / n for c in (1, 5, 10)}

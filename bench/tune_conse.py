@@ -83,12 +83,8 @@ def main(folder: str) -> None:
             ("lite0", "lite1", "lite2"),
             ("lite1", "lite2"),
         ):
-            for temp, k, center in itertools.product(
-                (0.5, 1.0, 2.0, 3.0), (5, 10, 20, 50), (False, True)
-            ):
-                probs = sum(
-                    torch.softmax(torch.from_numpy(logits[b]) / temp, 1).numpy() for b in combo
-                )
+            for temp, k, center in itertools.product((0.5, 1.0, 2.0, 3.0), (5, 10, 20, 50), (False, True)):
+                probs = sum(torch.softmax(torch.from_numpy(logits[b]) / temp, 1).numpy() for b in combo)
                 probs /= len(combo)
                 top = np.argpartition(-probs, k - 1, axis=1)[:, :k]
                 w = np.take_along_axis(probs, top, axis=1)

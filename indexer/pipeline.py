@@ -1,10 +1,14 @@
-"""Bring an index in step with a folder: embed what is new or changed, drop what went.
+"""Bring an index in step with a folder: embed, read and caption what is new or changed.
 
 Incremental by (size, mtime) first and content hash second: an unchanged file
 costs one ``stat``; a touched file with the same bytes costs one hash; a moved or
-copied file reuses the stored vector; only new content reaches the model. Every
-batch is committed in one SQLite transaction, so a killed run resumes where it
-stopped, with no duplicate or lost rows.
+copied file reuses the stored vector; only new content reaches the encoder. A
+stage switched on later (OCR, captions) runs on the images that lack it and
+nothing else. Every batch is committed in one SQLite transaction, so a killed run
+resumes where it stopped, with no duplicate or lost rows.
+
+Stages overlap: worker threads hash, decode and OCR the next batch (onnxruntime
+releases the GIL) while the main thread embeds and captions the current one.
 """
 
 from __future__ import annotations
@@ -12,19 +16,22 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from indexer.scan import FileInfo, scan
 from searchengine.errors import SearchEngineError, UnsupportedImage
-from searchengine.imaging import load_image
+from searchengine.imaging import WORKING_SIDE, load_image
 from searchengine.models.base import Embedder
-from searchengine.store.db import Store
+from searchengine.models.ocr import OCR_SIDE
+from searchengine.records import Caption, OcrResult
+from searchengine.store.db import ImageWrite, Store
 from searchengine.store.vectors import VectorIndex
 
 log = logging.getLogger(__name__)
@@ -44,6 +51,9 @@ class IndexReport:
     embedded: int = 0
     failed: int = 0
     deleted: int = 0
+    ocr: int = 0
+    captioned: int = 0
+    stage_failures: int = 0
     seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
 
@@ -52,17 +62,34 @@ class IndexReport:
         return self.touched + self.reused + self.embedded + self.failed
 
 
-@dataclass
-class _Prepared:
-    """A file after hashing and decoding, before the model."""
+@dataclass(frozen=True)
+class Job:
+    """One file to work on: new content (``embed``) and/or stages it lacks."""
 
     info: FileInfo
+    stored_sha: str | None = None
+    embed: bool = True
+    stages: frozenset[str] = frozenset()
+    missing_if_same: frozenset[str] = frozenset()
+
+
+@dataclass
+class _Prepared:
+    """A file after the worker stages (hash, decode, OCR), before the model stages."""
+
+    job: Job
+    embed: bool = False
+    stages: set[str] = field(default_factory=set)
     sha256: str | None = None
     image: Image.Image | None = None
     facts: dict = field(default_factory=dict)
     vector: bytes | None = None
     error: str | None = None
     same_content: bool = False
+    reused: bool = False
+    ocr: OcrResult | None = None
+    caption: Caption | None = None
+    stage_errors: dict[str, str] = field(default_factory=dict)
 
 
 def _sha256(path: str) -> str:
@@ -71,11 +98,13 @@ def _sha256(path: str) -> str:
 
 
 class Indexer:
-    """Indexes folders into one store with one encoder.
+    """Indexes folders into one store with one encoder, plus optional OCR and captions.
 
+    :param captioner: an object with ``id`` and ``caption(images, texts)``, or None.
+    :param ocr: an object with ``id`` and ``read(image, scale)``, or None.
     :param batch_size: images embedded (and committed) together.
     :param max_pixels: larger images are recorded as failed.
-    :param workers: threads hashing and decoding ahead of the model.
+    :param workers: threads hashing, decoding and reading text ahead of the model.
     """
 
     def __init__(
@@ -83,36 +112,54 @@ class Indexer:
         store: Store,
         embedder: Embedder,
         *,
+        captioner: Any = None,
+        ocr: Any = None,
         batch_size: int = 16,
         max_pixels: int = 100_000_000,
         workers: int = 2,
     ) -> None:
         self.store, self.embedder = store, embedder
+        self.captioner, self.ocr = captioner, ocr
         self.batch_size, self.max_pixels, self.workers = batch_size, max_pixels, workers
+        self.tools = {s: t.id for s, t in (("ocr", ocr), ("caption", captioner)) if t is not None}
 
-    def plan(
-        self, root: str | Path, retry_failed: bool = False
-    ) -> tuple[list[tuple[FileInfo, str | None]], list[str], IndexReport]:
-        """Scan ``root``; return files to process (with their stored hash), paths gone, report."""
+    def plan(self, root: str | Path, retry_failed: bool = False) -> tuple[list[Job], list[str], IndexReport]:
+        """Scan ``root``; return the jobs, the paths that are gone, and the report so far."""
         root_path = Path(root).expanduser().resolve()
         if not root_path.is_dir():
             raise SearchEngineError(f"not a folder: {root}")
         report = IndexReport(root=str(root_path))
         existing = self.store.rows_under(str(root_path))
-        todo: list[tuple[FileInfo, str | None]] = []
+        done = self.store.stages_under(str(root_path))
+        todo: list[Job] = []
         seen: set[str] = set()
         for info in scan(root_path):
             seen.add(info.path)
             row = existing.get(info.path)
-            if (
-                row
-                and row.size == info.size
-                and row.mtime_ns == info.mtime_ns
-                and not (retry_failed and row.status == "failed")
-            ):
+            have = done.get(info.path, {})
+            missing = frozenset(
+                s
+                for s, tool in self.tools.items()
+                if s not in have or have[s][0] != tool or (retry_failed and have[s][1])
+            )
+            unchanged = row is not None and row.size == info.size and row.mtime_ns == info.mtime_ns
+            if unchanged and row.status == "failed" and not retry_failed:
                 report.unchanged += 1
+            elif unchanged and row.status == "ok":
+                report.unchanged += 1
+                if missing:
+                    todo.append(Job(info, row.sha256, embed=False, stages=missing))
             else:
-                todo.append((info, row.sha256 if row and row.status == "ok" else None))
+                stored = row.sha256 if row and row.status == "ok" else None
+                todo.append(
+                    Job(
+                        info,
+                        stored,
+                        embed=True,
+                        stages=frozenset(self.tools),
+                        missing_if_same=missing,
+                    )
+                )
         report.scanned = len(seen)
         gone = sorted(set(existing) - seen)
         return todo, gone, report
@@ -127,9 +174,6 @@ class Indexer:
     ) -> IndexReport:
         """Index ``root`` and refresh the vector index.
 
-        Hashing and decoding of the next batch run in worker threads while the
-        model embeds the current one.
-
         :param progress: called with the number of files finished, after each batch.
         :param on_plan: called once with the report so far and the number of files to do.
         :raises IndexMismatch: the store was built with another encoder.
@@ -137,13 +181,16 @@ class Indexer:
         started = time.perf_counter()
         self.store.bind_encoder(self.embedder.id)
         todo, gone, report = self.plan(root, retry_failed)
-        if todo:
+        if any(job.embed for job in todo):
             self.embedder.load()
         if on_plan:
             on_plan(report, len(todo))
         batches = [todo[i : i + self.batch_size] for i in range(0, len(todo), self.batch_size)]
-        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="decode") as pool:
-            submit = lambda batch: [pool.submit(self._prepare_one, *job) for job in batch]  # noqa: E731
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="prepare") as pool:
+
+            def submit(batch: list[Job]) -> list:
+                return [pool.submit(self._prepare_one, job) for job in batch]
+
             pending = submit(batches[0]) if batches else []
             for i in range(len(batches)):
                 current = [f.result() for f in pending]
@@ -157,74 +204,139 @@ class Indexer:
         report.seconds = time.perf_counter() - started
         return report
 
-    # -- stages -------------------------------------------------------------
-    def _prepare_one(self, info: FileInfo, stored_sha: str | None) -> _Prepared:
-        """Hash and decode one file (worker thread; touches no database)."""
-        item = _Prepared(info)
-        try:
-            item.sha256 = _sha256(info.path)
-        except OSError as exc:
-            item.error = f"unreadable: {exc.strerror or exc}"
+    # -- worker stages: hash, decode, OCR (no database access) ------------------
+    def _prepare_one(self, job: Job) -> _Prepared:
+        item = _Prepared(job, embed=job.embed, stages=set(job.stages))
+        if job.embed:
+            try:
+                item.sha256 = _sha256(job.info.path)
+            except OSError as exc:
+                item.error = f"unreadable: {exc.strerror or exc}"
+                return item
+            if job.stored_sha == item.sha256:
+                item.same_content, item.embed, item.stages = True, False, set(job.missing_if_same)
+        if not (item.embed or item.stages):
             return item
-        if stored_sha == item.sha256:
-            item.same_content = True
-            return item
+        side = OCR_SIDE if "ocr" in item.stages else WORKING_SIDE
         try:
-            item.image, item.facts = load_image(info.path, self.max_pixels)
+            image, item.facts = load_image(job.info.path, self.max_pixels, max_side=side)
         except UnsupportedImage as exc:
-            item.error = str(exc)
+            if item.embed:
+                item.error = str(exc)
+            else:
+                item.stage_errors.update({s: str(exc) for s in item.stages})
+            return item
+        if "ocr" in item.stages:
+            try:
+                item.ocr = self.ocr.read(image, scale=item.facts["width"] / image.width)
+            except Exception as exc:  # noqa: BLE001 - one image's OCR failure is recorded
+                log.warning("OCR failed on %s: %s", job.info.path, exc)
+                item.stage_errors["ocr"] = f"OCR failed: {exc}"
+        if max(image.size) > WORKING_SIDE:
+            image.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.BICUBIC)
+        item.image = image
         return item
 
+    # -- model stages (main thread) and the commit -------------------------------
     def _commit(self, items: list[_Prepared], report: IndexReport) -> None:
-        """Embed what needs it and write the batch in one transaction."""
+        """Embed and caption what needs it, then write the batch in one transaction."""
         for it in items:
-            if it.image is not None and it.sha256:
+            if it.embed and it.image is not None and it.sha256:
                 it.vector = self.store.vector_for_hash(it.sha256)  # moved or copied file
-        need = [it for it in items if it.image is not None and it.vector is None]
-        if need:
-            for it, vec in zip(need, self._embed([it.image for it in need]), strict=True):
-                if isinstance(vec, str):
-                    it.error = vec
-                else:
-                    it.vector = vec.astype(np.float32).tobytes()
-        rows, vectors = [], {}
-        for it in items:
-            if it.same_content:
-                self.store.touch(it.info.path, it.info.size, it.info.mtime_ns)
-                report.touched += 1
-                continue
-            row = {
-                "path": it.info.path,
-                "root": report.root,
-                "sha256": it.sha256,
-                "size": it.info.size,
-                "mtime_ns": it.info.mtime_ns,
-                "width": it.facts.get("width"),
-                "height": it.facts.get("height"),
-                "format": it.facts.get("format"),
-                "status": "ok",
-                "error": None,
-            }
-            if it.error:
-                row.update(status="failed", error=it.error)
-                report.failed += 1
-                report.failures.append((it.info.path, it.error))
+                it.reused = it.vector is not None
+        need = [it for it in items if it.embed and it.image is not None and it.vector is None]
+        for it, vec in zip(
+            need, self._guarded(self.embedder.embed_images, [it.image for it in need]), strict=True
+        ):
+            if isinstance(vec, str):
+                it.error = f"embedding failed: {vec}"
             else:
-                vectors[it.info.path] = it.vector
-                if it in need:
-                    report.embedded += 1
-                else:
-                    report.reused += 1
-            rows.append(row)
-        if rows:
-            self.store.write_batch(rows, vectors)
+                it.vector = np.asarray(vec, dtype=np.float32).tobytes()
+        self._caption(
+            [
+                it
+                for it in items
+                if "caption" in it.stages
+                and it.image is not None
+                and not it.error
+                and "caption" not in it.stage_errors
+            ]
+        )
+        writes = [self._write_for(it, report) for it in items]
+        self.store.write_batch([w for w in writes if w is not None])
 
-    def _embed(self, images: list[Image.Image]) -> list[np.ndarray | str]:
-        """Embed a batch; if the batch fails, embed one by one to isolate the bad image."""
+    def _caption(self, items: list[_Prepared]) -> None:
+        if not items:
+            return
+        stored = self.store.ocr_texts([it.job.info.path for it in items if it.ocr is None])
+        texts = [it.ocr.text if it.ocr is not None else stored.get(it.job.info.path, "") for it in items]
+        results = self._guarded(
+            lambda pairs: self.captioner.caption([p[0] for p in pairs], [p[1] for p in pairs]),
+            list(zip([it.image for it in items], texts, strict=True)),
+        )
+        for it, cap in zip(items, results, strict=True):
+            if isinstance(cap, str):
+                it.stage_errors["caption"] = f"captioning failed: {cap}"
+            else:
+                it.caption = cap
+
+    def _write_for(self, it: _Prepared, report: IndexReport) -> ImageWrite | None:
+        info = it.job.info
+        stages = {s: (self.tools[s], it.stage_errors.get(s)) for s in it.stages}
+        if it.error is None:
+            report.ocr += int(it.ocr is not None)
+            report.captioned += int(it.caption is not None)
+            report.stage_failures += len(it.stage_errors)
+        if not it.embed and not it.error:
+            if it.same_content:
+                self.store.touch(info.path, info.size, info.mtime_ns)
+                report.touched += 1
+            if not stages:
+                return None
+            return ImageWrite(info.path, ocr=it.ocr, caption=it.caption, stages=stages)
+        row = {
+            "path": info.path,
+            "root": report.root,
+            "sha256": it.sha256,
+            "size": info.size,
+            "mtime_ns": info.mtime_ns,
+            "width": it.facts.get("width"),
+            "height": it.facts.get("height"),
+            "format": it.facts.get("format"),
+            "status": "ok",
+            "error": None,
+        }
+        if it.error:
+            row.update(status="failed", error=it.error)
+            report.failed += 1
+            report.failures.append((info.path, it.error))
+            return ImageWrite(info.path, row=row, reset=True)
+        if it.reused:
+            report.reused += 1
+        else:
+            report.embedded += 1
+        return ImageWrite(
+            info.path,
+            row=row,
+            vector=it.vector,
+            reset=True,
+            ocr=it.ocr,
+            caption=it.caption,
+            stages=stages,
+        )
+
+    @staticmethod
+    def _guarded(fn: Callable[[list], Sequence], inputs: list) -> list:
+        """Run a batch model call; if it fails, retry one by one to isolate the bad input.
+
+        Returns one result per input, or the error message (str) for inputs that fail.
+        """
+        if not inputs:
+            return []
         try:
-            return list(self.embedder.embed_images(images))
+            return list(fn(inputs))
         except Exception as exc:  # noqa: BLE001 - a backend error must not end the run
-            if len(images) == 1:
-                log.warning("embedding failed: %s", exc)
-                return [f"embedding failed: {exc}"]
-        return [self._embed([im])[0] for im in images]
+            if len(inputs) == 1:
+                log.warning("model call failed: %s", exc)
+                return [str(exc) or exc.__class__.__name__]
+        return [Indexer._guarded(fn, [x])[0] for x in inputs]

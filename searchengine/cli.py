@@ -73,8 +73,7 @@ class _ProgressBar:
 
     def start(self, report, todo: int) -> None:
         click.echo(
-            f"{self.folder}: {report.scanned} images, {report.unchanged} unchanged, "
-            f"{todo} to process",
+            f"{self.folder}: {report.scanned} images, {report.unchanged} unchanged, {todo} to process",
             err=True,
         )
         if todo and not self.quiet:
@@ -103,14 +102,35 @@ class _ProgressBar:
     default=None,
     help="Images per batch and commit [env SE_BATCH_SIZE; default 16].",
 )
+@click.option(
+    "--captioner",
+    metavar="SPEC",
+    default=None,
+    help="offline | blip | blip:/path | none [env SE_CAPTIONER; default offline].",
+)
+@click.option(
+    "--ocr",
+    metavar="SPEC",
+    default=None,
+    help="rapidocr | tesseract[:LANGS] | none [env SE_OCR; default rapidocr].",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def index(folders, index, model, rebuild, retry_failed, batch_size, quiet) -> None:
-    """Build or update the index from FOLDERS (recursively, incrementally)."""
+def index(folders, index, model, rebuild, retry_failed, batch_size, captioner, ocr, quiet) -> None:
+    """Build or update the index from FOLDERS: vectors, captions, tags and OCR text.
+
+    Recursive and incremental: only new or changed files, or stages an image
+    lacks, are processed.
+    """
     from indexer.pipeline import Indexer
-    from searchengine.models.registry import create_embedder, default_spec
+    from searchengine.models.registry import (
+        create_captioner,
+        create_embedder,
+        create_ocr,
+        default_spec,
+    )
     from searchengine.search import open_store
 
-    s = _settings(index, model, batch_size=batch_size)
+    s = _settings(index, model, batch_size=batch_size, captioner=captioner, ocr=ocr)
     store = open_store(s.index_path, create=True)
     recorded = store.encoder()
     embedder = create_embedder(s.model or (recorded.spec if recorded else default_spec()))
@@ -118,18 +138,26 @@ def index(folders, index, model, rebuild, retry_failed, batch_size, quiet) -> No
         store.clear()
     else:
         store.bind_encoder(embedder.id)  # refuses another encoder before any work
+    cap, reader = create_captioner(s.captioner), create_ocr(s.ocr)
     click.echo(f"encoder: {embedder.id.spec} (dim {embedder.id.dim})", err=True)
+    click.echo(
+        f"stages:  ocr {reader.id if reader else 'off'}, caption {cap.id if cap else 'off'}",
+        err=True,
+    )
     click.echo(f"index:   {store.dir}", err=True)
-    indexer = Indexer(store, embedder, batch_size=s.batch_size, max_pixels=s.max_pixels)
+    indexer = Indexer(
+        store, embedder, captioner=cap, ocr=reader, batch_size=s.batch_size, max_pixels=s.max_pixels
+    )
     for folder in folders:
         bar = _ProgressBar(folder, quiet)
-        report = indexer.run(
-            folder, retry_failed=retry_failed, on_plan=bar.start, progress=bar.update
-        )
+        report = indexer.run(folder, retry_failed=retry_failed, on_plan=bar.start, progress=bar.update)
         bar.close()
         click.echo(
             f"{folder}: {report.embedded} embedded, {report.reused} reused, "
-            f"{report.touched} touched, {report.failed} failed, {report.deleted} removed "
+            f"{report.touched} touched, {report.failed} failed, {report.deleted} removed, "
+            f"{report.ocr} read, {report.captioned} captioned"
+            + (f" ({report.stage_failures} stage failures)" if report.stage_failures else "")
+            + " "
             f"in {report.seconds:.1f}s",
             err=True,
         )
@@ -150,13 +178,20 @@ def index(folders, index, model, rebuild, retry_failed, batch_size, quiet) -> No
     show_default=True,
     help="How many results.",
 )
+@click.option(
+    "--mode",
+    type=click.Choice(["vector", "keyword"]),
+    default="vector",
+    show_default=True,
+    help="vector: by meaning; keyword: words in names, captions, tags, OCR text.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def search(query, index, model, k, as_json) -> None:
+def search(query, index, model, k, mode, as_json) -> None:
     """Find the images that best match QUERY, best first."""
     from searchengine.search import SearchEngine
 
     engine = SearchEngine.open(_settings(index, model))
-    hits = engine.search(query, k)
+    hits = engine.search(query, k, mode=mode)
     if as_json:
         click.echo(
             json.dumps(
@@ -216,18 +251,54 @@ def info(index, as_json) -> None:
 
 
 @cli.command()
+@click.argument("image")
+@index_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def show(image, index, as_json) -> None:
+    """Show what the index knows of IMAGE (a path or an id): facts, caption, tags, OCR."""
+    from searchengine.search import open_store
+
+    store = open_store(_settings(index).index_path)
+    rec = store.image_by_path(str(Path(image).expanduser().resolve()))
+    if rec is None and image.isdigit():
+        rec = store.images_by_id([int(image)]).get(int(image))
+    if rec is None:
+        raise click.ClickException(f"not in the index: {image} (index it with 'searchengine index')")
+    data = {**asdict(rec), **store.image_text(rec.id)}
+    if as_json:
+        click.echo(json.dumps(data))
+        return
+    click.echo(f"path:     {rec.path}")
+    click.echo(f"id:       {rec.id}")
+    click.echo(f"status:   {rec.status}" + (f" ({rec.error})" if rec.error else ""))
+    click.echo(f"file:     {rec.format} {rec.width}x{rec.height}, {rec.size:,} bytes, sha256 {rec.sha256}")
+    if data["caption"] is not None:
+        click.echo(f"caption:  {data['caption']}  [{data['caption_model']}]")
+        click.echo(f"tags:     {', '.join(data['tags'])}")
+    for stage, info in data["stages"].items():
+        if info["error"]:
+            click.echo(f"{stage}:      failed: {info['error']}")
+    if data["ocr_text"] is not None:
+        click.echo(f"ocr:      {len(data['ocr_lines'])} lines [{data['ocr_engine']}]")
+        for line in data["ocr_lines"]:
+            (x0, y0), (x1, y1) = line["box"][0], line["box"][2]
+            click.echo(f"  {line['confidence']:.2f}  ({x0:.0f},{y0:.0f})-({x1:.0f},{y1:.0f})  {line['text']}")
+
+
+@cli.command()
 def models() -> None:
-    """List the encoders, their licences and whether their weights are here."""
-    from searchengine.models.registry import ENCODERS, default_spec
+    """List the encoders, captioners and OCR engines, their licences and weights."""
+    from searchengine.models.registry import CAPTIONERS, ENCODERS, OCR_ENGINES, default_spec
 
     try:
         default = default_spec()
     except SearchEngineError:
         default = None
-    for spec in ENCODERS.values():
-        here = "present" if spec.available(None) else "not downloaded"
-        mark = " (default)" if spec.name == default else ""
-        click.echo(f"{spec.name}{mark}: {spec.description}")
+    defaults = {"encoder": default, "captioner": "offline", "ocr": "rapidocr"}
+    for spec in [*ENCODERS.values(), *CAPTIONERS.values(), *OCR_ENGINES.values()]:
+        here = "present" if spec.available(None) else "not present"
+        mark = " (default)" if spec.name == defaults[spec.kind] else ""
+        click.echo(f"{spec.kind} {spec.name}{mark}: {spec.description}")
         click.echo(f"    default tag: {spec.default_tag}; weights: {spec.weights} [{here}]")
         click.echo(f"    licence: {spec.licence}")
 

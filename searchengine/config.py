@@ -6,6 +6,8 @@
 | SE_MODEL        | best encoder present offline              | encoder spec for new indexes    |
 | SE_BATCH_SIZE   | 16                                        | images embedded per batch       |
 | SE_MAX_PIXELS   | 100000000                                 | larger images are refused       |
+| SE_CAPTIONER    | offline                                   | captioner spec, or none         |
+| SE_OCR          | rapidocr                                  | OCR engine spec, or none        |
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ class Settings:
     model: str | None = None
     batch_size: int = 16
     max_pixels: int = 100_000_000
+    captioner: str = "offline"
+    ocr: str = "rapidocr"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -40,11 +44,15 @@ class Settings:
         s = cls()
         if env.get("SE_INDEX"):
             s = replace(s, index_path=Path(env["SE_INDEX"]).expanduser())
-        if env.get("SE_MODEL"):
-            s = replace(s, model=env["SE_MODEL"])
+        for key, attr in (("SE_MODEL", "model"), ("SE_CAPTIONER", "captioner"), ("SE_OCR", "ocr")):
+            if env.get(key):
+                s = replace(s, **{attr: env[key]})
         for key, attr in (("SE_BATCH_SIZE", "batch_size"), ("SE_MAX_PIXELS", "max_pixels")):
             if env.get(key):
-                value = int(env[key])
+                try:
+                    value = int(env[key])
+                except ValueError:
+                    value = 0
                 if value <= 0:
                     raise ValueError(f"{key} must be a positive integer, got {env[key]!r}")
                 s = replace(s, **{attr: value})

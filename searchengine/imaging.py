@@ -16,12 +16,14 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".
 WORKING_SIDE = 640
 
 
-def load_image(path: str | Path, max_pixels: int = 100_000_000) -> tuple[Image.Image, dict]:
+def load_image(
+    path: str | Path, max_pixels: int = 100_000_000, max_side: int = WORKING_SIDE
+) -> tuple[Image.Image, dict]:
     """Decode ``path`` into a small RGB image plus its file facts.
 
     GIFs and other animations give their first frame; EXIF orientation is applied;
     transparency is flattened on white. The returned image is at most
-    ``WORKING_SIDE`` pixels on its longest side; ``facts`` holds the original
+    ``max_side`` pixels on its longest side; ``facts`` holds the original
     ``width``, ``height`` and ``format``.
 
     :param max_pixels: images with more pixels are refused (decompression bombs).
@@ -44,7 +46,7 @@ def load_image(path: str | Path, max_pixels: int = 100_000_000) -> tuple[Image.I
                     )
                 im.seek(0)
                 if fmt == "JPEG":
-                    im.draft("RGB", (WORKING_SIDE, WORKING_SIDE))
+                    im.draft("RGB", (max_side, max_side))
                 im.load()
                 out = _to_rgb(ImageOps.exif_transpose(im))
     except UnsupportedImage:
@@ -60,7 +62,7 @@ def load_image(path: str | Path, max_pixels: int = 100_000_000) -> tuple[Image.I
         raise UnsupportedImage(f"unreadable: {msg}") from None
     except (ValueError, SyntaxError, EOFError, MemoryError) as exc:
         raise UnsupportedImage(f"corrupt image: {exc}") from None
-    out.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.BICUBIC)
+    out.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
     return out, {"width": width, "height": height, "format": fmt}
 
 

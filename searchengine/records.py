@@ -66,3 +66,31 @@ class IndexStats:
     vectors: int
     faiss_key: str | None
     roots: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class OcrLine:
+    """One line of text read in an image; ``box`` is 4 (x, y) corners in original pixels."""
+
+    text: str
+    confidence: float
+    box: tuple[tuple[float, float], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OcrResult:
+    """Everything an OCR engine read in one image, lines in reading order."""
+
+    lines: tuple[OcrLine, ...] = ()
+
+    @property
+    def text(self) -> str:
+        return "\n".join(line.text for line in self.lines)
+
+
+@dataclass(frozen=True, slots=True)
+class Caption:
+    """A generated description and keyword tags for one image."""
+
+    text: str
+    tags: tuple[str, ...] = ()

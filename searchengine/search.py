@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from searchengine.config import Settings
@@ -41,12 +42,37 @@ def resolve_embedder(store: Store, spec: str | None) -> Embedder:
     return embedder
 
 
+_PHRASE = re.compile(r'"([^"]*)"')
+_TOKEN = re.compile(r"[^\W_]+")
+
+
+def fts_query(text: str) -> str:
+    """Turn free text into a safe FTS5 expression: any word may match (OR), BM25 ranks.
+
+    Quoted phrases stay phrases. A word that the tokenizer splits in several tokens
+    (``QX-7781-B``, ``25/12/2018``, ``INV-2018-0457``) becomes a phrase of them,
+    so codes and dates match exactly; FTS5 operators in the input have no effect.
+
+    :raises SearchEngineError: the text has no searchable word.
+    """
+    terms = []
+    for phrase in _PHRASE.findall(text):
+        tokens = _TOKEN.findall(phrase)
+        if tokens:
+            terms.append('"' + " ".join(tokens) + '"')
+    for word in _PHRASE.sub(" ", text).split():
+        tokens = _TOKEN.findall(word)
+        if tokens:
+            terms.append('"' + " ".join(tokens) + '"')
+    if not terms:
+        raise SearchEngineError("the query has no searchable word")
+    return " OR ".join(dict.fromkeys(terms))
+
+
 class SearchEngine:
     """Answers text queries from a store, its FAISS index and its encoder."""
 
-    def __init__(
-        self, store: Store, embedder: Embedder, vectors: VectorIndex | None = None
-    ) -> None:
+    def __init__(self, store: Store, embedder: Embedder, vectors: VectorIndex | None = None) -> None:
         recorded = store.encoder()
         if recorded is not None and recorded != embedder.id:
             raise mismatch_error(store.dir, recorded, embedder.id)
@@ -68,12 +94,33 @@ class SearchEngine:
         if self.vectors.generation != self.store.generation():
             self.vectors = VectorIndex.open(self.store, self.embedder.id.dim)
 
-    def search(self, query: str, k: int = 10) -> list[SearchHit]:
-        """Return the ``k`` images closest to ``query`` by cosine, best first.
+    def search(self, query: str, k: int = 10, mode: str = "vector") -> list[SearchHit]:
+        """Return the ``k`` best images for ``query``, best first.
 
-        :raises SearchEngineError: empty query or non-positive ``k``.
+        :param mode: ``vector`` (cosine of text and image embeddings) or ``keyword``
+            (BM25 over file name, folder, caption, tags and OCR text).
+        :raises SearchEngineError: empty query, non-positive ``k`` or unknown mode.
         """
+        if mode == "keyword":
+            return self.keyword_search(query, k)
+        if mode != "vector":
+            raise SearchEngineError(f"unknown search mode {mode!r}; choose vector or keyword")
         return self.search_many([query], k)[0]
+
+    def keyword_search(self, query: str, k: int = 10) -> list[SearchHit]:
+        """Match ``query``'s words in names, folders, captions, tags and OCR text (BM25).
+
+        :raises SearchEngineError: no searchable word in the query, or bad ``k``.
+        """
+        if k <= 0:
+            raise SearchEngineError(f"k must be positive, got {k}")
+        found = self.store.keyword_search(fts_query(query), k)
+        records = self.store.images_by_id(i for i, _ in found)
+        hits = []
+        for image_id, score in found:
+            rec = records[image_id]
+            hits.append(SearchHit(rec.id, rec.path, score, len(hits) + 1, rec.width, rec.height, rec.format))
+        return hits
 
     def search_many(self, queries: list[str], k: int = 10) -> list[list[SearchHit]]:
         """Answer several queries with one batched text encoding (evaluation, bulk use)."""

@@ -98,4 +98,7 @@ def _isolated_home(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
     monkeypatch.delenv("SE_INDEX", raising=False)
     monkeypatch.delenv("SE_MODEL", raising=False)
+    # stages are off unless a test asks for them: the plumbing tests stay fast
+    monkeypatch.setenv("SE_CAPTIONER", "none")
+    monkeypatch.setenv("SE_OCR", "none")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

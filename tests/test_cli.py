@@ -56,9 +56,7 @@ def test_default_index_lives_in_xdg_data_home(runner, image_dir, tmp_path, tiny_
     assert (tmp_path / "xdg-data" / "searchengine" / "index" / "index.db").is_file()
 
 
-def test_mismatched_model_is_a_clear_error(
-    runner, image_dir, index_dir, tiny_spec, tiny_spec_other
-):
+def test_mismatched_model_is_a_clear_error(runner, image_dir, index_dir, tiny_spec, tiny_spec_other):
     invoke(runner, "index", image_dir, "--index", index_dir, "--model", tiny_spec, "-q")
     for cmd in (("search", "x"), ("index", image_dir)):
         r = invoke(runner, *cmd, "--index", index_dir, "--model", tiny_spec_other)

@@ -19,7 +19,9 @@ def test_every_command_is_documented_with_help():
 def test_every_setting_is_documented():
     for var in re.findall(r"\bSE_[A-Z_]+", config_module.__doc__):
         assert f"`{var}`" in README, var
-    assert {"index_path", "model", "batch_size", "max_pixels"} == set(Settings.__dataclass_fields__)
+    assert {"index_path", "model", "batch_size", "max_pixels", "captioner", "ocr"} == set(
+        Settings.__dataclass_fields__
+    )
 
 
 def test_readme_opens_with_the_two_commands():

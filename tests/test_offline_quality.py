@@ -64,8 +64,7 @@ def test_flickr8k_subset_recall_floor(tmp_path, offline):
     queries = [(c, r["file"].rsplit("/", 1)[1]) for r in records for c in r["captions"]]
     results = engine.search_many([q for q, _ in queries], k=10)
     hits = sum(
-        any(h.path.endswith("/" + name) for h in res)
-        for res, (_, name) in zip(results, queries, strict=True)
+        any(h.path.endswith("/" + name) for h in res) for res, (_, name) in zip(results, queries, strict=True)
     )
     recall10 = hits / len(queries)
     assert recall10 >= 0.45, recall10

@@ -126,8 +126,7 @@ class OpenClipEmbedder:
 
         if arch not in open_clip.list_models():
             raise ModelNotFound(
-                f"unknown open_clip architecture {arch!r}; "
-                f"available: {', '.join(open_clip.list_models())}"
+                f"unknown open_clip architecture {arch!r}; available: {', '.join(open_clip.list_models())}"
             )
         self.arch, self.pretrained, self.device = arch, pretrained, device
         if pretrained != RANDOM and not Path(pretrained).expanduser().is_file():

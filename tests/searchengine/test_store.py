@@ -4,7 +4,7 @@ import pytest
 
 from searchengine.errors import IndexMismatch, SchemaTooNew
 from searchengine.records import EncoderId
-from searchengine.store.db import Store
+from searchengine.store.db import ImageWrite, Store
 from searchengine.store.schema import MIGRATIONS, current_version, migrate
 
 
@@ -52,7 +52,7 @@ def test_write_delete_and_generation(tmp_path):
         "error": None,
     }
     bad = dict(row, path="/r/b.png", sha256="h2", status="failed", error="not an image")
-    store.write_batch([row, bad], {"/r/a.png": b"\x00" * 8})
+    store.write_batch([ImageWrite("/r/a.png", row=row, vector=b"\x00" * 8), ImageWrite("/r/b.png", row=bad)])
     assert store.generation() == g0 + 1
     assert store.counts() == {"ok": 1, "failed": 1, "images": 2, "vectors": 1}
     assert [f.error for f in store.failures()] == ["not an image"]

@@ -4,7 +4,7 @@ import pytest
 
 from searchengine.models.base import l2_normalize
 from searchengine.records import EncoderId
-from searchengine.store.db import Store
+from searchengine.store.db import ImageWrite, Store
 from searchengine.store.vectors import INDEX_NAME, VectorIndex, build_index, choose_index_key
 
 
@@ -59,7 +59,9 @@ def _store_with_vectors(tmp_path, n=10, dim=8):
         }
         for i in range(n)
     ]
-    store.write_batch(rows, {r["path"]: v.tobytes() for r, v in zip(rows, vecs, strict=True)})
+    store.write_batch(
+        [ImageWrite(r["path"], row=r, vector=v.tobytes()) for r, v in zip(rows, vecs, strict=True)]
+    )
     return store, vecs
 
 
