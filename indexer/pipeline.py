@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from indexer.scan import FileInfo, scan
+from indexer.scan import FileInfo, ScanProblems, scan, visible
 from searchengine.errors import SearchEngineError, UnsupportedImage
 from searchengine.imaging import WORKING_SIDE, load_image
 from searchengine.models.base import Embedder
@@ -133,7 +133,8 @@ class Indexer:
         done = self.store.stages_under(str(root_path))
         todo: list[Job] = []
         seen: set[str] = set()
-        for info in scan(root_path):
+        problems = ScanProblems()
+        for info in scan(root_path, problems):
             seen.add(info.path)
             row = existing.get(info.path)
             have = done.get(info.path, {})
@@ -160,8 +161,19 @@ class Indexer:
                         missing_if_same=missing,
                     )
                 )
+        if str(root_path) in problems.unlisted:
+            raise SearchEngineError(f"cannot list folder {root_path}: check its permissions")
         report.scanned = len(seen)
-        gone = sorted(set(existing) - seen)
+        report.failures.extend(
+            (name, "file name is not valid UTF-8: rename it") for name in problems.bad_names
+        )
+        gone = sorted(
+            path
+            for path in set(existing) - seen
+            # keep what this scan could not see: unlisted folders, hidden ones indexed directly
+            if visible(path[len(str(root_path)) + 1 :])
+            and not any(path.startswith(d + "/") for d in problems.unlisted)
+        )
         return todo, gone, report
 
     def run(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from searchengine.imaging import IMAGE_SUFFIXES
@@ -19,23 +19,44 @@ class FileInfo:
     mtime_ns: int
 
 
-def scan(root: str | Path) -> Iterator[FileInfo]:
+@dataclass
+class ScanProblems:
+    """What a scan could not look at: folders it could not list, names it cannot store."""
+
+    unlisted: list[str] = field(default_factory=list)
+    bad_names: list[str] = field(default_factory=list)
+
+
+def visible(rel: str) -> bool:
+    """Tell whether a path relative to the scanned root is one ``scan`` visits."""
+    return not any(part.startswith(".") for part in rel.split("/"))
+
+
+def scan(root: str | Path, problems: ScanProblems | None = None) -> Iterator[FileInfo]:
     """Yield every image file under ``root``, recursively, in sorted order.
 
     Hidden files and folders (a leading dot) are skipped; symlinked folders are
     not followed (no loops, nothing outside the root); symlinked files are kept.
-    Files that vanish or cannot be stat'ed while walking are skipped.
+    Folders that cannot be listed and file names that are not valid UTF-8 are
+    reported in ``problems``; files that vanish while walking are skipped.
     """
+    problems = problems if problems is not None else ScanProblems()
     stack = [str(root)]
     while stack:
         folder = stack.pop()
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError:
+            problems.unlisted.append(folder)
             continue
         subdirs = []
         for entry in entries:
             if entry.name.startswith("."):
+                continue
+            try:
+                entry.path.encode("utf-8")
+            except UnicodeEncodeError:
+                problems.bad_names.append(os.fsdecode(entry.path).encode("utf-8", "replace").decode())
                 continue
             try:
                 if entry.is_dir(follow_symlinks=False):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -52,6 +53,8 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except SearchEngineError as exc:
             raise click.ClickException(str(exc)) from None
+        except sqlite3.DatabaseError as exc:
+            raise click.ClickException(f"the index database is unusable ({exc}): re-index") from None
 
 
 @click.group(cls=_Group)
@@ -130,10 +133,14 @@ def index(folders, index, model, rebuild, retry_failed, batch_size, captioner, o
     )
     from searchengine.search import open_store
 
-    s = _settings(index, model, batch_size=batch_size, captioner=captioner, ocr=ocr)
+    s = _settings(index, None, batch_size=batch_size, captioner=captioner, ocr=ocr)
+    for folder in folders:
+        if not Path(folder).expanduser().is_dir():
+            raise click.ClickException(f"not a folder: {folder}")
     store = open_store(s.index_path, create=True)
     recorded = store.encoder()
-    embedder = create_embedder(s.model or (recorded.spec if recorded else default_spec()))
+    # --model names the encoder; SE_MODEL only picks the encoder of a new index
+    embedder = create_embedder(model or (recorded.spec if recorded else s.model or default_spec()))
     if rebuild:
         store.clear()
     else:
@@ -190,7 +197,7 @@ def search(query, index, model, k, mode, as_json) -> None:
     """Find the images that best match QUERY, best first."""
     from searchengine.search import SearchEngine
 
-    engine = SearchEngine.open(_settings(index, model))
+    engine = SearchEngine.open(_settings(index), model=model)
     hits = engine.search(query, k, mode=mode)
     if as_json:
         click.echo(

@@ -83,7 +83,7 @@ class SearchEngine:
     def open(cls, settings: Settings, model: str | None = None) -> SearchEngine:
         """Open the index at ``settings.index_path`` with its recorded (or the given) encoder."""
         store = open_store(settings.index_path)
-        return cls(store, resolve_embedder(store, model or settings.model))
+        return cls(store, resolve_embedder(store, model))
 
     @property
     def encoder(self) -> EncoderId:

@@ -113,3 +113,34 @@ def test_default_encoder_is_offline_and_named(runner, image_dir, index_dir, tmp_
     assert "encoder: offline:fast-v1 (dim 384)" in r.stderr
     r = invoke(runner, "search", "a dog", "--index", index_dir, "--json")
     assert json.loads(r.stdout)["encoder"] == "offline:fast-v1"
+
+
+def test_rebuild_with_a_missing_folder_keeps_the_index(runner, image_dir, index_dir, tmp_path, tiny_spec):
+    invoke(runner, "index", image_dir, "--index", index_dir, "--model", tiny_spec, "-q")
+    r = invoke(runner, "index", tmp_path / "typo", "--index", index_dir, "--rebuild", "-q")
+    assert r.exit_code == 1 and "not a folder" in r.stderr
+    assert json.loads(invoke(runner, "info", "--index", index_dir, "--json").stdout)["ok"] == 9
+
+
+def test_bad_index_locations_are_one_line_errors(runner, tmp_path, image_dir, tiny_spec):
+    afile = tmp_path / "file.txt"
+    afile.write_text("x")
+    r = invoke(runner, "search", "x", "--index", afile)
+    assert r.exit_code == 1 and "no index at" in r.stderr
+    r = invoke(runner, "index", image_dir, "--index", afile, "--model", tiny_spec)
+    assert r.exit_code == 1 and "must be a folder" in r.stderr
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "index.db").write_bytes(b"this is not sqlite" * 100)
+    for args in (("search", "x"), ("info",), ("index", image_dir, "--model", tiny_spec)):
+        r = invoke(runner, *args, "--index", bad)
+        assert r.exit_code == 1 and "not a usable index database" in r.stderr, args
+
+
+def test_se_model_does_not_override_an_existing_index(runner, image_dir, index_dir, tiny_spec, monkeypatch):
+    invoke(runner, "index", image_dir, "--index", index_dir, "--model", tiny_spec, "-q")
+    monkeypatch.setenv("SE_MODEL", "offline")
+    r = invoke(runner, "search", "x", "--index", index_dir, "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["encoder"] == "clip:se-tiny:random"
+    r = invoke(runner, "index", image_dir, "--index", index_dir, "-q")
+    assert r.exit_code == 0

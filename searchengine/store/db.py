@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import sqlite_utils
 
-from searchengine.errors import IndexMismatch
+from searchengine.errors import IndexMismatch, SearchEngineError
 from searchengine.records import Caption, EncoderId, ImageRecord, OcrResult
 from searchengine.store.schema import migrate
 
@@ -73,13 +74,25 @@ class Store:
     def __init__(self, index_dir: str | Path) -> None:
         """Open (creating and migrating if needed) the database in ``index_dir``."""
         self.dir = Path(index_dir)
-        self.dir.mkdir(parents=True, exist_ok=True)
+        if self.dir.exists() and not self.dir.is_dir():
+            raise SearchEngineError(f"--index must be a folder, but {self.dir} is a file")
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SearchEngineError(f"cannot create the index folder {self.dir}: {exc.strerror}") from None
         self.path = self.dir / DB_NAME
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        migrate(conn)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            migrate(conn)
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise SearchEngineError(
+                f"{self.path} is not a usable index database ({exc}): move it away and re-index, "
+                "or choose another --index"
+            ) from None
         self.db = sqlite_utils.Database(conn)
 
     def close(self) -> None:
@@ -118,14 +131,17 @@ class Store:
         elif current != enc:
             raise mismatch_error(self.dir, current, enc)
 
-    def generation(self) -> int:
-        """Return a counter bumped by every change to the set of vectors."""
-        return int(self.get_meta("generation") or 0)
+    def generation(self) -> str:
+        """Return a token that changes (to a fresh random value) with every change of vectors.
+
+        Random rather than a counter, so that a recreated database or one rolled
+        back by a crash can never pass for the state a saved FAISS file was built from.
+        """
+        return self.get_meta("generation") or "empty"
 
     def _bump_generation(self) -> None:
         self.db.execute(
-            "INSERT INTO meta(key, value) VALUES ('generation', '1') "
-            "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+            "INSERT OR REPLACE INTO meta(key, value) VALUES ('generation', ?)", [uuid.uuid4().hex]
         )
 
     # -- images -------------------------------------------------------------

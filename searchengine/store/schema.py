@@ -120,17 +120,22 @@ def migrate(conn: sqlite3.Connection) -> int:
     :returns: the schema version after migrating.
     :raises SchemaTooNew: the database was written by a newer program.
     """
-    version = current_version(conn)
-    if version > len(MIGRATIONS):
-        raise SchemaTooNew(
-            f"this index has schema version {version}, newer than this program knows "
-            f"({len(MIGRATIONS)}): upgrade searchengine"
-        )
-    for number, (_name, step) in enumerate(MIGRATIONS[version:], start=version + 1):
-        conn.execute("BEGIN IMMEDIATE")
+    if current_version(conn) == len(MIGRATIONS):
+        return len(MIGRATIONS)  # the common case takes no write lock
+    while True:
+        conn.execute("BEGIN IMMEDIATE")  # the version is read again under the write lock
         try:
-            step(conn)
-            conn.execute(f"PRAGMA user_version = {number}")
+            version = current_version(conn)
+            if version > len(MIGRATIONS):
+                raise SchemaTooNew(
+                    f"this index has schema version {version}, newer than this program knows "
+                    f"({len(MIGRATIONS)}): upgrade searchengine"
+                )
+            if version == len(MIGRATIONS):
+                conn.execute("COMMIT")
+                break
+            MIGRATIONS[version][1](conn)
+            conn.execute(f"PRAGMA user_version = {version + 1}")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

@@ -65,7 +65,7 @@ def _tune(index: faiss.Index) -> None:
 class VectorIndex:
     """The FAISS index of one store, kept in step with it."""
 
-    def __init__(self, index: faiss.Index, key: str, generation: int) -> None:
+    def __init__(self, index: faiss.Index, key: str, generation: str) -> None:
         self.index = index
         self.key = key
         self.generation = generation
@@ -90,7 +90,7 @@ class VectorIndex:
             log.info("vector index is stale; rebuilding from SQLite")
         except FileNotFoundError:
             log.info("no vector index yet; building from SQLite")
-        except (OSError, ValueError, RuntimeError) as exc:
+        except (OSError, ValueError, RuntimeError, KeyError, TypeError, AttributeError) as exc:
             log.warning("vector index unreadable (%s); rebuilding from SQLite", exc)
         return cls.rebuild(store, dim)
 

@@ -53,7 +53,8 @@ def test_write_delete_and_generation(tmp_path):
     }
     bad = dict(row, path="/r/b.png", sha256="h2", status="failed", error="not an image")
     store.write_batch([ImageWrite("/r/a.png", row=row, vector=b"\x00" * 8), ImageWrite("/r/b.png", row=bad)])
-    assert store.generation() == g0 + 1
+    g1 = store.generation()
+    assert g1 != g0
     assert store.counts() == {"ok": 1, "failed": 1, "images": 2, "vectors": 1}
     assert [f.error for f in store.failures()] == ["not an image"]
     assert store.vector_for_hash("h") == b"\x00" * 8
@@ -61,4 +62,4 @@ def test_write_delete_and_generation(tmp_path):
     assert store.rows_under("/r2") == {}
     assert store.delete_paths(["/r/a.png"]) == 1
     assert store.counts()["vectors"] == 0  # cascade
-    assert store.generation() == g0 + 2
+    assert store.generation() not in (g0, g1)
