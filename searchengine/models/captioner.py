@@ -145,6 +145,9 @@ class BlipCaptioner:
 
     def __init__(self, source: str | None = None, max_new_tokens: int = 30) -> None:
         from transformers import BlipForConditionalGeneration, BlipProcessor
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
 
         self.source = source or self.DEFAULT
         local = Path(self.source).expanduser()

@@ -1,0 +1,243 @@
+"""OCR, captions and keyword search: real engines on the sample gallery, fakes for failures."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from indexer.pipeline import Indexer
+from searchengine.cli import cli
+from searchengine.errors import SearchEngineError
+from searchengine.models.captioner import describe, dominant_colours
+from searchengine.models.registry import create_captioner, create_embedder, create_ocr
+from searchengine.records import Caption, OcrLine, OcrResult
+from searchengine.search import SearchEngine, fts_query
+from searchengine.store.db import Store
+from tests.conftest import REPO, make_image, write_images
+from tests.indexer.test_pipeline import CountingEmbedder
+
+SAMPLE = REPO / "data" / "sample"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("QX-7781-B", '"QX 7781 B"'),
+        ("25/12/2018", '"25 12 2018"'),
+        ('"summer sale" poster', '"summer sale" OR "poster"'),
+        ("café NOT x*", '"café" OR "NOT" OR "x"'),
+    ],
+)
+def test_fts_query_keeps_codes_as_phrases_and_defuses_operators(text, expected):
+    assert fts_query(text) == expected
+
+
+def test_fts_query_without_words_is_an_error():
+    with pytest.raises(SearchEngineError, match="no searchable word"):
+        fts_query(' "" -- ** ')
+
+
+def test_describe_states_only_what_was_measured():
+    cap = describe([("tabby", 0.4)], ["orange"], "")
+    assert cap.text == "Looks like a tabby; mostly orange." and cap.tags == ("tabby", "orange")
+    assert describe([], [], "O").text == "An image."  # one stray character is not text
+    cap = describe([], ["red"], "SUMMER SALE 50% OFF")
+    assert cap.text == 'Shows the text "SUMMER SALE 50% OFF"; mostly red.' and "text" in cap.tags
+
+
+def test_dominant_colours_from_pixels():
+    im = make_image((200, 20, 20), size=(40, 40))
+    im.paste(make_image((250, 250, 250), size=(40, 16)), (0, 0))
+    assert dominant_colours(im) == ["red", "white"]
+
+
+class FakeOcr:
+    """Reads a fixed line, fails on images whose top-left pixel is pure blue."""
+
+    id = "fake-ocr:1"
+
+    def __init__(self):
+        self.calls = 0
+
+    def read(self, image, scale=1.0):
+        self.calls += 1
+        if image.getpixel((0, 0)) == (0, 0, 255):
+            raise RuntimeError("detector crashed")
+        return OcrResult((OcrLine("HELLO QX-7781-B", 0.9, ((0, 0), (9, 0), (9, 9), (0, 9))),))
+
+
+class FakeCaptioner:
+    id = "fake-cap:1"
+
+    def __init__(self):
+        self.calls = 0
+
+    def caption(self, images, texts=None):
+        self.calls += len(images)
+        return [Caption(f"a picture saying {t}", ("picture",)) for t in texts]
+
+
+def test_adding_stages_later_recomputes_no_embedding(index_dir, image_dir, tiny_embedder):
+    counting = CountingEmbedder(tiny_embedder)
+    store = Store(index_dir)
+    Indexer(store, counting).run(image_dir)
+    ocr, cap = FakeOcr(), FakeCaptioner()
+    report = Indexer(store, counting, ocr=ocr, captioner=cap).run(image_dir)
+    assert counting.calls == 9 and (report.ocr, report.captioned, report.embedded) == (9, 9, 0)
+    assert cap.calls == 9
+    report = Indexer(store, counting, ocr=ocr, captioner=cap).run(image_dir)
+    assert ocr.calls == 9 and cap.calls == 9 and report.processed == 0
+    engine = SearchEngine(store, tiny_embedder)
+    assert len(engine.search("qx-7781-b", k=20, mode="keyword")) == 9
+
+    # a new caption model re-captions, without re-reading text or re-embedding
+    class OtherCaptioner(FakeCaptioner):
+        id = "fake-cap:2"
+
+    Indexer(store, counting, ocr=ocr, captioner=OtherCaptioner()).run(image_dir)
+    assert counting.calls == 9 and ocr.calls == 9
+
+
+def test_stage_failure_is_recorded_and_the_run_goes_on(index_dir, image_dir, tiny_embedder):
+    make_image((0, 0, 255)).save(image_dir / "blue.png")
+    store = Store(index_dir)
+    report = Indexer(store, tiny_embedder, ocr=FakeOcr(), captioner=FakeCaptioner()).run(image_dir)
+    assert report.embedded == 10 and report.ocr == 9 and report.stage_failures == 1
+    rec = store.image_by_path(str((image_dir / "blue.png").resolve()))
+    text = store.image_text(rec.id)
+    assert rec.status == "ok" and "detector crashed" in text["stages"]["ocr"]["error"]
+    assert text["caption"] == "a picture saying "  # captioned all the same, without text
+    # a changed file drops its old text and stage records
+    make_image((0, 255, 0)).save(image_dir / "blue.png")
+    Indexer(store, tiny_embedder, ocr=FakeOcr(), captioner=FakeCaptioner()).run(image_dir)
+    text = store.image_text(rec.id)
+    assert text["stages"]["ocr"]["error"] is None and text["ocr_text"] == "HELLO QX-7781-B"
+
+
+def test_file_names_and_folders_are_keywords(index_dir, tmp_path, tiny_embedder):
+    write_images(tmp_path / "holiday" / "beach", 2, prefix="sunset_")
+    write_images(tmp_path / "holiday" / "city", 1, prefix="tower_", start=5)
+    store = Store(index_dir)
+    Indexer(store, tiny_embedder).run(tmp_path / "holiday")
+    engine = SearchEngine(store, tiny_embedder)
+    assert [h.path.rsplit("/", 1)[1] for h in engine.search("tower", mode="keyword")] == ["tower_005.png"]
+    assert len(engine.search("beach", mode="keyword")) == 2
+
+
+def test_tiny_blip_captions_end_to_end(tmp_path, index_dir, image_dir, tiny_embedder):
+    from transformers import (
+        BertTokenizer,
+        BlipConfig,
+        BlipForConditionalGeneration,
+        BlipImageProcessor,
+        BlipProcessor,
+    )
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]", "a", "cat", "dog", "sofa", "red"]
+    (tmp_path / "vocab.txt").write_text("\n".join(words) + "\n")
+    tokenizer = BertTokenizer(str(tmp_path / "vocab.txt"), bos_token="[DEC]")
+    processor = BlipProcessor(BlipImageProcessor(size={"height": 32, "width": 32}), tokenizer)
+    config = BlipConfig(
+        text_config={
+            "vocab_size": len(words),
+            "hidden_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "intermediate_size": 37,
+            "max_position_embeddings": 64,
+            "bos_token_id": 5,
+            "pad_token_id": 0,
+            "sep_token_id": 3,
+        },
+        vision_config={
+            "hidden_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "intermediate_size": 37,
+            "image_size": 32,
+            "patch_size": 8,
+        },
+        projection_dim=16,
+    )
+    folder = tmp_path / "tiny-blip"
+    BlipForConditionalGeneration(config).save_pretrained(folder)
+    processor.save_pretrained(folder)
+
+    captioner = create_captioner(f"blip:{folder}")
+    assert captioner.id == f"blip:{folder}"
+    store = Store(index_dir)
+    report = Indexer(store, tiny_embedder, captioner=captioner).run(image_dir)
+    assert report.captioned == 9
+    text = store.image_text(store.images_by_id([1])[1].id)
+    assert text["caption"] and text["caption_model"] == f"blip:{folder}"
+
+
+def test_blip_without_weights_offline_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(SearchEngineError, match="--captioner offline"):
+        create_captioner("blip")
+
+
+def test_unknown_stage_backends_list_choices():
+    with pytest.raises(SearchEngineError, match="available: rapidocr, tesseract, none"):
+        create_ocr("easyocr")
+    assert create_ocr("none") is None and create_captioner("off") is None
+
+
+# -- real engines on the sample gallery ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sample_index(tmp_path_factory):
+    index = tmp_path_factory.mktemp("sample-text-index")
+    store = Store(index)
+    offline = create_embedder("offline")
+    Indexer(store, offline, ocr=create_ocr("rapidocr"), captioner=create_captioner("offline")).run(SAMPLE)
+    return index, SearchEngine(store, offline)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("QX-7781-B", "products/green_tea.png"),
+        ("SUMMER SALE", "signs/summer_sale.png"),
+        ("INV-2018-0457", "documents/receipt_corner_bakery.png"),
+        ("25/12/2018", "documents/receipt_corner_bakery.png"),
+        ("cafe creme", "signs/cafe_creme.png"),
+        ("EMERGENCY EXIT", "signs/emergency_exit.png"),
+        ("wildflower honey", "products/wildflower_honey.jpg"),
+        ("TR-4420-K", "products/trail_runner.png"),
+        ("tow away zone", "signs/no_parking.png"),
+    ],
+)
+def test_rendered_labels_found_by_their_exact_text(sample_index, query, expected):
+    hits = sample_index[1].search(query, k=3, mode="keyword")
+    assert hits and hits[0].path.endswith(expected), [h.path for h in hits]
+
+
+@pytest.mark.slow
+def test_show_prints_caption_tags_and_ocr_lines(sample_index, monkeypatch):
+    index, _ = sample_index
+    path = SAMPLE / "products" / "green_tea.png"
+    r = CliRunner().invoke(cli, ["show", str(path), "--index", str(index), "--json"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["ocr_engine"] == "rapidocr:pp-ocr-det960"
+    assert [line["text"] for line in data["ocr_lines"]][-1] == "SKU QX-7781-B"
+    assert all(0.5 <= line["confidence"] <= 1 and len(line["box"]) == 4 for line in data["ocr_lines"])
+    assert "ORGANIC GREEN TEA" in data["caption"] and data["caption_model"].startswith("offline:")
+    r = CliRunner().invoke(cli, ["show", str(path), "--index", str(index)])
+    assert "SKU QX-7781-B" in r.stdout and "caption:" in r.stdout
+    r = CliRunner().invoke(cli, ["show", "/nope.png", "--index", str(index)])
+    assert r.exit_code == 1 and "not in the index" in r.stderr
+
+
+@pytest.mark.slow
+def test_photos_get_honest_captions(sample_index):
+    store = sample_index[1].store
+    rec = store.image_by_path(str((SAMPLE / "photos" / "chelsea_the_cat.jpg").resolve()))
+    text = store.image_text(rec.id)
+    assert "cat" in text["caption"] and "text" not in text["tags"]
+    assert text["ocr_text"] == ""
