@@ -12,6 +12,7 @@ from searchengine.models.registry import create_embedder
 from searchengine.records import EncoderId, IndexStats, SearchHit
 from searchengine.store.db import DB_NAME, Store, mismatch_error
 from searchengine.store.vectors import VectorIndex
+from searchengine.text import split_letters_digits
 
 
 def open_store(index_dir: Path, create: bool = False) -> Store:
@@ -50,11 +51,13 @@ def fts_query(text: str) -> str:
     """Turn free text into a safe FTS5 expression: any word may match (OR), BM25 ranks.
 
     Quoted phrases stay phrases. A word that the tokenizer splits in several tokens
-    (``QX-7781-B``, ``25/12/2018``, ``INV-2018-0457``) becomes a phrase of them,
-    so codes and dates match exactly; FTS5 operators in the input have no effect.
+    (``QX-7781-B``, ``25/12/2018``, ``CS00082662``: letters and digits are split as in
+    the index) becomes a phrase of them, so codes and dates match exactly; FTS5
+    operators in the input have no effect.
 
     :raises SearchEngineError: the text has no searchable word.
     """
+    text = split_letters_digits(text)
     terms = []
     for phrase in _PHRASE.findall(text):
         tokens = _TOKEN.findall(phrase)

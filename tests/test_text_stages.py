@@ -241,3 +241,31 @@ def test_photos_get_honest_captions(sample_index):
     text = store.image_text(rec.id)
     assert "cat" in text["caption"] and "text" not in text["tags"]
     assert text["ocr_text"] == ""
+
+
+DEJAVU = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+
+
+@pytest.mark.skipif(
+    not (__import__("shutil").which("tesseract") and __import__("os").path.exists(DEJAVU)),
+    reason="tesseract or DejaVu fonts not installed (scripts/install-tesseract; .ci/run installs both)",
+)
+def test_tesseract_reads_cyrillic_and_greek(tmp_path, index_dir, tiny_embedder):
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.truetype(DEJAVU, 56)
+    folder = tmp_path / "scripts"
+    folder.mkdir()
+    for lang, text in (("rus", "ДОБРО ПОЖАЛОВАТЬ"), ("ell", "ΚΑΛΗΜΕΡΑ ΑΘΗΝΑ")):
+        img = Image.new("RGB", (900, 120), "white")
+        ImageDraw.Draw(img).text((30, 20), text, fill="black", font=font)
+        img.save(folder / f"{lang}.png")
+        engine = create_ocr(f"tesseract:{lang}")
+        assert engine.id == f"tesseract:{lang}"
+        result = engine.read(img, scale=2.0)
+        assert result.text == text
+        assert result.lines[0].box[0][0] >= 40  # boxes scaled to original pixels
+    store = Store(index_dir)
+    Indexer(store, tiny_embedder, ocr=create_ocr("tesseract:rus")).run(folder)
+    hits = SearchEngine(store, tiny_embedder).search("пожаловать", mode="keyword")
+    assert [h.path.rsplit("/", 1)[1] for h in hits] == ["rus.png"]  # case folded in Cyrillic

@@ -20,6 +20,7 @@ import sqlite_utils
 from searchengine.errors import IndexMismatch, SearchEngineError
 from searchengine.records import Caption, EncoderId, ImageRecord, OcrResult
 from searchengine.store.schema import migrate
+from searchengine.text import split_letters_digits
 
 DB_NAME = "index.db"
 
@@ -280,7 +281,10 @@ class Store:
         folder, _, name = path.rpartition("/")
         self.db.execute(
             "INSERT INTO search_fts(rowid, name, folder, caption, tags, ocr) VALUES (?,?,?,?,?,?)",
-            [image_id, name, folder, caption, " ".join(json.loads(tags)), ocr],
+            [
+                image_id,
+                *(split_letters_digits(t) for t in (name, folder, caption, " ".join(json.loads(tags)), ocr)),
+            ],
         )
 
     def touch(self, path: str, size: int, mtime_ns: int) -> None:

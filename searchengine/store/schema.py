@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import Callable
 
 from searchengine.errors import SchemaTooNew
+from searchengine.text import split_letters_digits
 
 SCHEMA_0001 = """
 CREATE TABLE meta (
@@ -99,7 +100,7 @@ def _m0002_text(conn: sqlite3.Connection) -> None:
         folder, _, name = path.rpartition("/")
         conn.execute(
             "INSERT INTO search_fts(rowid, name, folder, caption, tags, ocr) VALUES (?,?,?,'','','')",
-            (image_id, name, folder),
+            (image_id, split_letters_digits(name), split_letters_digits(folder)),
         )
 
 
