@@ -251,6 +251,10 @@ def info(index, as_json) -> None:
     click.echo(f"encoder:  {enc.spec + f' (dim {enc.dim})' if enc else 'none yet'}")
     click.echo(f"images:   {stats.images} ({stats.ok} ok, {stats.failed} failed)")
     click.echo(f"vectors:  {stats.vectors} in FAISS '{stats.faiss_key}'")
+    click.echo(f"captions: {stats.captions}")
+    click.echo(f"ocr:      {stats.ocr} read, {stats.with_text} with text")
+    if stats.stage_errors:
+        click.echo(f"stage failures: {stats.stage_errors} (see 'searchengine show IMAGE')")
     for root in stats.roots:
         click.echo(f"root:     {root}")
     for f in failures:

@@ -66,6 +66,10 @@ class IndexStats:
     vectors: int
     faiss_key: str | None
     roots: list[str] = field(default_factory=list)
+    captions: int = 0
+    ocr: int = 0
+    with_text: int = 0
+    stage_errors: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -173,4 +173,8 @@ def index_stats(store: Store, vectors: VectorIndex | None = None) -> IndexStats:
         vectors=counts["vectors"],
         faiss_key=vectors.key if vectors else None,
         roots=store.roots(),
+        captions=counts["captions"],
+        ocr=counts["ocr"],
+        with_text=counts["with_text"],
+        stage_errors=counts["stage_errors"],
     )

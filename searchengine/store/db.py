@@ -376,6 +376,12 @@ class Store:
             out[status] = n
         out["images"] = out["ok"] + out["failed"]
         out["vectors"] = self.db.execute("SELECT count(*) FROM embeddings").fetchone()[0]
+        out["captions"] = self.db.execute("SELECT count(*) FROM captions").fetchone()[0]
+        out["ocr"] = self.db.execute("SELECT count(*) FROM ocr").fetchone()[0]
+        out["with_text"] = self.db.execute("SELECT count(*) FROM ocr WHERE text != ''").fetchone()[0]
+        out["stage_errors"] = self.db.execute(
+            "SELECT count(*) FROM stages WHERE error IS NOT NULL"
+        ).fetchone()[0]
         return out
 
     def roots(self) -> list[str]:
