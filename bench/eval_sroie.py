@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import tempfile
 import time
 from collections import Counter
@@ -28,13 +29,19 @@ from searchengine.models.registry import create_captioner, create_embedder, crea
 from searchengine.search import SearchEngine
 from searchengine.store.db import Store
 
+_INVOICE = re.compile(r"\b(INV|INVOICE|DOC|DOCUMENT|BILL|RECEIPT|RCPT|SLIP|ORDER)\b", re.I)
+
 
 def _norm(label: str) -> str:
     return "".join(ch for ch in label.upper() if ch.isalnum())
 
 
 def evaluate(
-    dataset: Path, limit: int | None = None, folder: Path | None = None, index: Path | None = None
+    dataset: Path,
+    limit: int | None = None,
+    folder: Path | None = None,
+    index: Path | None = None,
+    ocr: str = "rapidocr",
 ) -> dict:
     records = [json.loads(line) for line in (dataset / "annotations.jsonl").open()][:limit]
     with tempfile.TemporaryDirectory() as tmp:
@@ -48,7 +55,7 @@ def evaluate(
         store = Store(index or Path(tmp) / "index")
         offline = create_embedder("offline")
         t0 = time.perf_counter()
-        Indexer(store, offline, ocr=create_ocr("rapidocr"), captioner=create_captioner("offline")).run(folder)
+        Indexer(store, offline, ocr=create_ocr(ocr), captioner=create_captioner("offline")).run(folder)
         seconds = time.perf_counter() - t0
         engine = SearchEngine(store, offline)
         name = {str(folder.resolve() / Path(r["file"]).name): r for r in records}
@@ -67,7 +74,7 @@ def evaluate(
             # the labels spell one company several ways ("AEON CO. (M) BHD" / "... BHD.")
             r1_norm += bool(res) and _norm(name[res[0].path]["fields"]["company"]) == _norm(company)
         line_counts = Counter(line.strip() for r in records for line in set(r["text"].splitlines()))
-        line_hits = line_total = 0
+        line_hits = line_total = keyed_hits = keyed_total = 0
         examples = []
         for r in records:
             line = distinctive_line(r["text"], line_counts)
@@ -77,6 +84,8 @@ def evaluate(
             ok = bool(res) and Path(res[0].path).name == Path(r["file"]).name
             line_hits += ok
             line_total += 1
+            if _INVOICE.search(line):
+                keyed_hits, keyed_total = keyed_hits + ok, keyed_total + 1
             if not ok:
                 examples.append((Path(r["file"]).name, line, res[0].path.rsplit("/", 1)[1] if res else None))
     return {
@@ -87,6 +96,8 @@ def evaluate(
         "company_R@1": round(r1 / len(companies), 4),
         "company_R@5": round(r5 / len(companies), 4),
         "company_R@1_normalised_labels": round(r1_norm / len(companies), 4),
+        "invoice_line_queries": keyed_total,
+        "invoice_line_top1": round(keyed_hits / max(keyed_total, 1), 4),
         "line_queries": line_total,
         "line_top1": round(line_hits / max(line_total, 1), 4),
         "line_misses": examples,
@@ -98,10 +109,12 @@ def main() -> None:
     ap.add_argument("dataset", type=Path)
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--index", type=Path, default=None, help="keep/reuse the index here")
+    ap.add_argument("--ocr", default="rapidocr", help="OCR engine spec, e.g. tesseract:eng")
     args = ap.parse_args()
-    res = evaluate(args.dataset, args.limit, index=args.index)
+    res = evaluate(args.dataset, args.limit, index=args.index, ocr=args.ocr)
     Path("bench/out").mkdir(parents=True, exist_ok=True)
-    Path("bench/out/eval-sroie.json").write_text(json.dumps(res, indent=1))
+    res["ocr"] = args.ocr
+    Path(f"bench/out/eval-sroie-{args.ocr.replace(':', '_')}.json").write_text(json.dumps(res, indent=1))
     print(json.dumps(res, indent=1))
 
 
