@@ -87,6 +87,7 @@ class _Prepared:
     error: str | None = None
     same_content: bool = False
     reused: bool = False
+    copy_stages: dict[str, str] = field(default_factory=dict)
     ocr: OcrResult | None = None
     caption: Caption | None = None
     stage_errors: dict[str, str] = field(default_factory=dict)
@@ -130,6 +131,7 @@ class Indexer:
             raise SearchEngineError(f"not a folder: {root}")
         report = IndexReport(root=str(root_path))
         existing = self.store.rows_under(str(root_path))
+        self._donors = self.store.text_tools_by_hash()  # read-only for the workers
         done = self.store.stages_under(str(root_path))
         todo: list[Job] = []
         seen: set[str] = set()
@@ -138,11 +140,14 @@ class Indexer:
             seen.add(info.path)
             row = existing.get(info.path)
             have = done.get(info.path, {})
-            missing = frozenset(
+            missing = {
                 s
                 for s, tool in self.tools.items()
                 if s not in have or have[s][0] != tool or (retry_failed and have[s][1])
-            )
+            }
+            if "ocr" in missing and "caption" in self.tools:
+                missing.add("caption")  # captions quote the OCR text: redo them with it
+            missing = frozenset(missing)
             unchanged = row is not None and row.size == info.size and row.mtime_ns == info.mtime_ns
             if unchanged and row.status == "failed" and not retry_failed:
                 report.unchanged += 1
@@ -227,6 +232,14 @@ class Indexer:
                 return item
             if job.stored_sha == item.sha256:
                 item.same_content, item.embed, item.stages = True, False, set(job.missing_if_same)
+            else:  # a moved or copied file: take the text another copy already has
+                donor = self._donors.get(item.sha256, {})
+                item.copy_stages = {
+                    s: t for s, t in self.tools.items() if s in item.stages and donor.get(s) == t
+                }
+                if "ocr" in item.stages and "ocr" not in item.copy_stages:
+                    item.copy_stages.pop("caption", None)
+                item.stages -= set(item.copy_stages)
         if not (item.embed or item.stages):
             return item
         side = OCR_SIDE if "ocr" in item.stages else WORKING_SIDE
@@ -281,7 +294,11 @@ class Indexer:
         if not items:
             return
         stored = self.store.ocr_texts([it.job.info.path for it in items if it.ocr is None])
-        texts = [it.ocr.text if it.ocr is not None else stored.get(it.job.info.path, "") for it in items]
+        # stored text belongs to the stored content: use it only when the content is unchanged
+        texts = [
+            it.ocr.text if it.ocr is not None else "" if it.embed else stored.get(it.job.info.path, "")
+            for it in items
+        ]
         results = self._guarded(
             lambda pairs: self.captioner.caption([p[0] for p in pairs], [p[1] for p in pairs]),
             list(zip([it.image for it in items], texts, strict=True)),
@@ -335,6 +352,7 @@ class Indexer:
             ocr=it.ocr,
             caption=it.caption,
             stages=stages,
+            copy_stages=it.copy_stages,
         )
 
     @staticmethod

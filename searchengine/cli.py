@@ -141,11 +141,11 @@ def index(folders, index, model, rebuild, retry_failed, batch_size, captioner, o
     recorded = store.encoder()
     # --model names the encoder; SE_MODEL only picks the encoder of a new index
     embedder = create_embedder(model or (recorded.spec if recorded else s.model or default_spec()))
+    cap, reader = create_captioner(s.captioner), create_ocr(s.ocr)  # fail before clearing
     if rebuild:
         store.clear()
     else:
         store.bind_encoder(embedder.id)  # refuses another encoder before any work
-    cap, reader = create_captioner(s.captioner), create_ocr(s.ocr)
     click.echo(f"encoder: {embedder.id.spec} (dim {embedder.id.dim})", err=True)
     click.echo(
         f"stages:  ocr {reader.id if reader else 'off'}, caption {cap.id if cap else 'off'}",
@@ -195,34 +195,37 @@ def index(folders, index, model, rebuild, retry_failed, batch_size, captioner, o
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def search(query, index, model, k, mode, as_json) -> None:
     """Find the images that best match QUERY, best first."""
-    from searchengine.search import SearchEngine
+    from searchengine.search import SearchEngine, keyword_search, open_store
 
-    engine = SearchEngine.open(_settings(index), model=model)
-    hits = engine.search(query, k, mode=mode)
+    settings = _settings(index)
+    if mode == "keyword" and model is None:  # needs no encoder: works even without its weights
+        store = open_store(settings.index_path)
+        hits, encoder = keyword_search(store, query, k), store.encoder()
+    else:
+        engine = SearchEngine.open(settings, model=model)
+        store, encoder = engine.store, engine.encoder
+        hits = engine.search(query, k, mode=mode)
+    enc = encoder.spec if encoder else None
     if as_json:
+        results = [
+            {
+                "rank": h.rank,
+                "path": h.path,
+                "score": round(h.score, 6),
+                "id": h.id,
+                "width": h.width,
+                "height": h.height,
+                "format": h.format,
+            }
+            for h in hits
+        ]
         click.echo(
             json.dumps(
-                {
-                    "query": query,
-                    "encoder": engine.encoder.spec,
-                    "index": str(engine.store.dir),
-                    "results": [
-                        {
-                            "rank": h.rank,
-                            "path": h.path,
-                            "score": round(h.score, 6),
-                            "id": h.id,
-                            "width": h.width,
-                            "height": h.height,
-                            "format": h.format,
-                        }
-                        for h in hits
-                    ],
-                }
+                {"query": query, "mode": mode, "encoder": enc, "index": str(store.dir), "results": results}
             )
         )
         return
-    click.echo(f"encoder: {engine.encoder.spec}", err=True)
+    click.echo(f"encoder: {enc}, mode: {mode}", err=True)
     if not hits:
         click.echo("no results", err=True)
     for h in hits:

@@ -49,6 +49,8 @@ def load_image(
                     im.draft("RGB", (max_side, max_side))
                 im.load()
                 out = _to_rgb(ImageOps.exif_transpose(im))
+                if out.size != im.size:  # rotated by EXIF: report the upright size
+                    width, height = (height, width) if out.size[0] != im.size[0] else (width, height)
     except UnsupportedImage:
         raise
     except UnidentifiedImageError:

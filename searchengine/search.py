@@ -57,19 +57,37 @@ def fts_query(text: str) -> str:
 
     :raises SearchEngineError: the text has no searchable word.
     """
-    text = split_letters_digits(text)
     terms = []
     for phrase in _PHRASE.findall(text):
-        tokens = _TOKEN.findall(phrase)
+        tokens = _TOKEN.findall(split_letters_digits(phrase))
         if tokens:
             terms.append('"' + " ".join(tokens) + '"')
     for word in _PHRASE.sub(" ", text).split():
-        tokens = _TOKEN.findall(word)
+        tokens = _TOKEN.findall(split_letters_digits(word))
         if tokens:
             terms.append('"' + " ".join(tokens) + '"')
     if not terms:
         raise SearchEngineError("the query has no searchable word")
     return " OR ".join(dict.fromkeys(terms))
+
+
+def keyword_search(store: Store, query: str, k: int = 10) -> list[SearchHit]:
+    """Match ``query``'s words in names, folders, captions, tags and OCR text (BM25).
+
+    Needs no encoder, so an index can be searched by keyword even where its
+    encoder's weights are not available.
+
+    :raises SearchEngineError: no searchable word in the query, or bad ``k``.
+    """
+    if k <= 0:
+        raise SearchEngineError(f"k must be positive, got {k}")
+    found = store.keyword_search(fts_query(query), k)
+    records = store.images_by_id(i for i, _ in found)
+    hits: list[SearchHit] = []
+    for image_id, score in found:
+        rec = records[image_id]
+        hits.append(SearchHit(rec.id, rec.path, score, len(hits) + 1, rec.width, rec.height, rec.format))
+    return hits
 
 
 class SearchEngine:
@@ -111,19 +129,8 @@ class SearchEngine:
         return self.search_many([query], k)[0]
 
     def keyword_search(self, query: str, k: int = 10) -> list[SearchHit]:
-        """Match ``query``'s words in names, folders, captions, tags and OCR text (BM25).
-
-        :raises SearchEngineError: no searchable word in the query, or bad ``k``.
-        """
-        if k <= 0:
-            raise SearchEngineError(f"k must be positive, got {k}")
-        found = self.store.keyword_search(fts_query(query), k)
-        records = self.store.images_by_id(i for i, _ in found)
-        hits = []
-        for image_id, score in found:
-            rec = records[image_id]
-            hits.append(SearchHit(rec.id, rec.path, score, len(hits) + 1, rec.width, rec.height, rec.format))
-        return hits
+        """Match ``query``'s words in names, folders, captions, tags and OCR text (BM25)."""
+        return keyword_search(self.store, query, k)
 
     def search_many(self, queries: list[str], k: int = 10) -> list[list[SearchHit]]:
         """Answer several queries with one batched text encoding (evaluation, bulk use)."""

@@ -15,3 +15,16 @@ def split_letters_digits(text: str) -> str:
     that lost a space match the same token sequence.
     """
     return _BOUNDARY.sub(" ", text)
+
+
+def name_and_folder(path: str, root: str) -> tuple[str, str]:
+    """Split an image path into its file name and the folder words worth indexing.
+
+    The folder runs from the indexed root's own name down (``photos/holiday``), so
+    that the absolute prefix (``/home/alice``) does not make every image match.
+    """
+    folder, _, name = path.rpartition("/")
+    base = root.rstrip("/").rpartition("/")[0]
+    if folder.startswith(base + "/"):
+        folder = folder[len(base) + 1 :]
+    return name, folder

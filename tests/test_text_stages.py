@@ -26,6 +26,7 @@ SAMPLE = REPO / "data" / "sample"
         ("25/12/2018", '"25 12 2018"'),
         ('"summer sale" poster', '"summer sale" OR "poster"'),
         ("café NOT x*", '"café" OR "NOT" OR "x"'),
+        ("CS00082662 receipt", '"CS 00082662" OR "receipt"'),
     ],
 )
 def test_fts_query_keeps_codes_as_phrases_and_defuses_operators(text, expected):
@@ -58,9 +59,11 @@ class FakeOcr:
 
     def __init__(self):
         self.calls = 0
+        self._lock = __import__("threading").Lock()
 
     def read(self, image, scale=1.0):
-        self.calls += 1
+        with self._lock:  # called from the pipeline's worker threads
+            self.calls += 1
         if image.getpixel((0, 0)) == (0, 0, 255):
             raise RuntimeError("detector crashed")
         return OcrResult((OcrLine("HELLO QX-7781-B", 0.9, ((0, 0), (9, 0), (9, 9), (0, 9))),))
@@ -269,3 +272,95 @@ def test_tesseract_reads_cyrillic_and_greek(tmp_path, index_dir, tiny_embedder):
     Indexer(store, tiny_embedder, ocr=create_ocr("tesseract:rus")).run(folder)
     hits = SearchEngine(store, tiny_embedder).search("пожаловать", mode="keyword")
     assert [h.path.rsplit("/", 1)[1] for h in hits] == ["rus.png"]  # case folded in Cyrillic
+
+
+def test_moved_file_copies_its_text_instead_of_reading_again(index_dir, image_dir, tiny_embedder):
+    import shutil
+
+    store = Store(index_dir)
+    ocr, cap = FakeOcr(), FakeCaptioner()
+    Indexer(store, tiny_embedder, ocr=ocr, captioner=cap).run(image_dir)
+    shutil.move(image_dir / "img004.png", image_dir / "sub" / "moved.png")
+    report = Indexer(store, tiny_embedder, ocr=ocr, captioner=cap).run(image_dir)
+    assert (report.reused, report.deleted, ocr.calls, cap.calls) == (1, 1, 9, 9)
+    rec = store.image_by_path(str((image_dir / "sub" / "moved.png").resolve()))
+    text = store.image_text(rec.id)
+    assert text["ocr_text"] == "HELLO QX-7781-B" and text["caption"].startswith("a picture saying")
+    assert set(text["stages"]) == {"ocr", "caption"}
+    engine = SearchEngine(store, tiny_embedder)
+    assert len(engine.search("moved", mode="keyword")) == 1
+    assert len(engine.search("img004", mode="keyword")) == 0  # the old path's document is gone
+    assert store.db.execute("SELECT count(*) FROM search_fts").fetchone()[0] == 9
+
+
+def test_captions_are_redone_when_ocr_arrives(index_dir, image_dir, tiny_embedder):
+    store = Store(index_dir)
+    Indexer(store, tiny_embedder, captioner=FakeCaptioner()).run(image_dir)
+    cap = FakeCaptioner()
+    Indexer(store, tiny_embedder, ocr=FakeOcr(), captioner=cap).run(image_dir)
+    assert cap.calls == 9
+    rec = store.image_by_path(str((image_dir / "img001.png").resolve()))
+    assert store.image_text(rec.id)["caption"] == "a picture saying HELLO QX-7781-B"
+
+
+def test_changed_file_never_quotes_its_old_text(index_dir, image_dir, tiny_embedder):
+    store = Store(index_dir)
+    Indexer(store, tiny_embedder, ocr=FakeOcr(), captioner=FakeCaptioner()).run(image_dir)
+    make_image((9, 9, 9), size=(30, 30)).save(image_dir / "img001.png")
+    Indexer(store, tiny_embedder, captioner=FakeCaptioner()).run(image_dir)  # OCR off now
+    rec = store.image_by_path(str((image_dir / "img001.png").resolve()))
+    text = store.image_text(rec.id)
+    assert text["ocr_text"] is None and text["caption"] == "a picture saying "
+
+
+def test_folder_words_start_at_the_indexed_folder(index_dir, tmp_path, tiny_embedder):
+    write_images(tmp_path / "deep" / "prefix" / "photos" / "beach", 2)
+    store = Store(index_dir)
+    Indexer(store, tiny_embedder).run(tmp_path / "deep" / "prefix" / "photos")
+    engine = SearchEngine(store, tiny_embedder)
+    assert len(engine.search("photos beach", mode="keyword")) == 2
+    assert engine.search("prefix", mode="keyword") == []
+
+
+def test_rebuild_with_an_unavailable_stage_keeps_the_index(index_dir, image_dir, tiny_spec):
+    runner = CliRunner()
+    base = ["--index", str(index_dir)]
+    assert runner.invoke(cli, ["index", str(image_dir), "--model", tiny_spec, "-q", *base]).exit_code == 0
+    r = runner.invoke(cli, ["index", str(image_dir), "--rebuild", "--captioner", "nosuch", *base])
+    assert r.exit_code == 1 and "unknown captioner 'nosuch'" in r.stderr
+    r = runner.invoke(cli, ["info", "--json", *base])
+    assert json.loads(r.stdout)["ok"] == 9
+
+
+def test_keyword_search_needs_no_encoder_weights(index_dir, image_dir, tiny_spec, monkeypatch):
+    import searchengine.models.registry as registry
+
+    runner = CliRunner()
+    base = ["--index", str(index_dir)]
+    runner.invoke(cli, ["index", str(image_dir), "--model", tiny_spec, "-q", *base])
+
+    def unavailable(spec):
+        raise SearchEngineError(f"weights for {spec} are not here")
+
+    monkeypatch.setattr(registry, "create_embedder", unavailable)
+    monkeypatch.setattr("searchengine.search.create_embedder", unavailable)
+    r = runner.invoke(cli, ["search", "nested051", "--mode", "keyword", "--json", *base])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert [x["path"].rsplit("/", 1)[1] for x in data["results"]] == ["nested051.png"]
+    assert data["encoder"] == "clip:se-tiny:random" and data["mode"] == "keyword"
+    r = runner.invoke(cli, ["search", "x", *base])
+    assert r.exit_code == 1 and "are not here" in r.stderr
+
+
+def test_exif_rotated_photo_reports_upright_size(tmp_path):
+    from PIL import Image
+
+    from searchengine.imaging import load_image
+
+    im = Image.new("RGB", (400, 300), "white")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    im.save(tmp_path / "rot.jpg", exif=exif)
+    out, facts = load_image(tmp_path / "rot.jpg")
+    assert (facts["width"], facts["height"]) == (300, 400) and out.size == (300, 400)

@@ -132,7 +132,12 @@ class OfflineCaptioner:
         out = []
         for im, row, text in zip(images, probs, texts, strict=True):
             top = row.argsort()[::-1][:3]
-            labels = [(self._lemmas[i][0], float(row[i])) for i in top if row[i] >= self.floor]
+            labels: dict[str, float] = {}  # ImageNet has two "crane" classes: name each once
+            for i in top:
+                if row[i] >= self.floor:
+                    name = self._lemmas[i][0]
+                    labels[name] = labels.get(name, 0.0) + float(row[i])
+            labels = sorted(labels.items(), key=lambda kv: -kv[1])
             out.append(describe(labels, dominant_colours(im), text))
         return out
 

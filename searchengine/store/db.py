@@ -20,7 +20,7 @@ import sqlite_utils
 from searchengine.errors import IndexMismatch, SearchEngineError
 from searchengine.records import Caption, EncoderId, ImageRecord, OcrResult
 from searchengine.store.schema import migrate
-from searchengine.text import split_letters_digits
+from searchengine.text import name_and_folder, split_letters_digits
 
 DB_NAME = "index.db"
 
@@ -50,6 +50,8 @@ class ImageWrite:
     :param vector: float32 bytes of the new embedding, if one was computed or reused.
     :param reset: the content changed: drop the old captions, OCR and stage records.
     :param stages: stage -> (tool, error or None) for each stage run now.
+    :param copy_stages: stage -> tool whose outputs are copied from another image with
+        the same content (a moved or copied file), instead of being computed again.
     """
 
     path: str
@@ -59,6 +61,7 @@ class ImageWrite:
     ocr: OcrResult | None = None
     caption: Caption | None = None
     stages: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    copy_stages: dict[str, str] = field(default_factory=dict)
 
 
 def _record(row: Sequence) -> ImageRecord:
@@ -214,6 +217,8 @@ class Store:
                 elif w.row is not None and w.row["status"] != "ok":
                     gone = self.db.execute("DELETE FROM embeddings WHERE image_id = ?", [image_id])
                     changed = changed or gone.rowcount > 0
+                if w.copy_stages:
+                    self._copy_stages(image_id, w.row["sha256"] if w.row else None, w.copy_stages)
                 if w.ocr is not None:
                     self._write_ocr(image_id, w.ocr, w.stages["ocr"][0])
                 if w.caption is not None:
@@ -248,6 +253,38 @@ class Store:
         )
         return self.db.execute("SELECT id FROM images WHERE path = ?", [row["path"]]).fetchone()[0]
 
+    def _copy_stages(self, image_id: int, sha256: str | None, stages: dict[str, str]) -> None:
+        """Copy stage outputs from another image with the same content and tool."""
+        for stage, tool in stages.items():
+            donor = self.db.execute(
+                "SELECT s.image_id FROM stages s JOIN images i ON i.id = s.image_id WHERE i.sha256 = ? "
+                "AND s.stage = ? AND s.tool = ? AND s.error IS NULL AND s.image_id != ? LIMIT 1",
+                [sha256, stage, tool, image_id],
+            ).fetchone()
+            if donor is None:
+                continue
+            tables = {"ocr": ("ocr", "ocr_lines"), "caption": ("captions",)}[stage]
+            for table in (*tables, "stages"):
+                cols = [c.name for c in self.db[table].columns if c.name != "image_id"]
+                where = " AND stage = ?" if table == "stages" else ""
+                params = [image_id, donor[0]] + ([stage] if where else [])
+                self.db.execute(
+                    f"INSERT OR REPLACE INTO {table}(image_id, {', '.join(cols)}) "
+                    f"SELECT ?, {', '.join(cols)} FROM {table} WHERE image_id = ?{where}",
+                    params,
+                )
+
+    def text_tools_by_hash(self) -> dict[str, dict[str, str]]:
+        """Return sha256 -> stage -> tool for every successful stage output (move/copy reuse)."""
+        out: dict[str, dict[str, str]] = {}
+        rows = self.db.execute(
+            "SELECT i.sha256, s.stage, s.tool FROM stages s JOIN images i ON i.id = s.image_id "
+            "WHERE s.error IS NULL AND i.sha256 IS NOT NULL"
+        )
+        for sha, stage, tool in rows:
+            out.setdefault(sha, {})[stage] = tool
+        return out
+
     def _write_ocr(self, image_id: int, result: OcrResult, engine: str) -> None:
         self.db.execute("DELETE FROM ocr_lines WHERE image_id = ?", [image_id])
         self.db.execute(
@@ -269,7 +306,7 @@ class Store:
     def _refresh_fts(self, image_id: int) -> None:
         """Rebuild the keyword document of one image from its current rows."""
         row = self.db.execute(
-            "SELECT i.path, coalesce(c.text, ''), coalesce(c.tags, '[]'), coalesce(o.text, '') "
+            "SELECT i.path, i.root, coalesce(c.text, ''), coalesce(c.tags, '[]'), coalesce(o.text, '') "
             "FROM images i LEFT JOIN captions c ON c.image_id = i.id "
             "LEFT JOIN ocr o ON o.image_id = i.id WHERE i.id = ?",
             [image_id],
@@ -277,8 +314,8 @@ class Store:
         self.db.execute("DELETE FROM search_fts WHERE rowid = ?", [image_id])
         if row is None:
             return
-        path, caption, tags, ocr = row
-        folder, _, name = path.rpartition("/")
+        path, root, caption, tags, ocr = row
+        name, folder = name_and_folder(path, root)
         self.db.execute(
             "INSERT INTO search_fts(rowid, name, folder, caption, tags, ocr) VALUES (?,?,?,?,?,?)",
             [
@@ -301,6 +338,10 @@ class Store:
             for chunk_start in range(0, len(paths), 500):
                 chunk = list(paths[chunk_start : chunk_start + 500])
                 marks = ",".join("?" * len(chunk))
+                self.db.execute(  # a virtual table gets no ON DELETE CASCADE
+                    f"DELETE FROM search_fts WHERE rowid IN (SELECT id FROM images WHERE path IN ({marks}))",
+                    chunk,
+                )
                 gone += self.db.execute(f"DELETE FROM images WHERE path IN ({marks})", chunk).rowcount
             if gone:
                 self._bump_generation()

@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Callable
 
 from searchengine.errors import SchemaTooNew
-from searchengine.text import split_letters_digits
+from searchengine.text import name_and_folder, split_letters_digits
 
 SCHEMA_0001 = """
 CREATE TABLE meta (
@@ -95,9 +95,9 @@ def _m0001_initial(conn: sqlite3.Connection) -> None:
 def _m0002_text(conn: sqlite3.Connection) -> None:
     _script(conn, SCHEMA_0002)
     # images indexed before this migration get their (name, folder) document now
-    rows = conn.execute("SELECT id, path FROM images").fetchall()
-    for image_id, path in rows:
-        folder, _, name = path.rpartition("/")
+    rows = conn.execute("SELECT id, path, root FROM images").fetchall()
+    for image_id, path, root in rows:
+        name, folder = name_and_folder(path, root)
         conn.execute(
             "INSERT INTO search_fts(rowid, name, folder, caption, tags, ocr) VALUES (?,?,?,'','','')",
             (image_id, split_letters_digits(name), split_letters_digits(folder)),
