@@ -172,6 +172,21 @@ def index(folders, index, model, rebuild, retry_failed, batch_size, captioner, o
             click.echo(f"  failed: {path}: {reason}", err=True)
 
 
+def _parse_date(value: str | None, end: bool = False) -> int | None:
+    """ISO date or datetime -> nanoseconds since the epoch (a bare date's end is its last instant)."""
+    if not value:
+        return None
+    from datetime import datetime, timedelta
+
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"not an ISO date: {value!r} (e.g. 2024-05-31)") from None
+    if end and len(value) <= 10:
+        moment += timedelta(days=1) - timedelta(microseconds=1)
+    return int(moment.timestamp() * 1e9)
+
+
 @cli.command()
 @click.argument("query")
 @index_option
@@ -183,29 +198,107 @@ def index(folders, index, model, rebuild, retry_failed, batch_size, captioner, o
     type=click.IntRange(min=1),
     default=10,
     show_default=True,
-    help="How many results.",
+    help="How many results (one page).",
+)
+@click.option(
+    "--offset",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Skip this many results (pagination).",
 )
 @click.option(
     "--mode",
-    type=click.Choice(["vector", "keyword"]),
-    default="vector",
+    type=click.Choice(["hybrid", "vector", "keyword"]),
+    default="hybrid",
     show_default=True,
-    help="vector: by meaning; keyword: words in names, captions, tags, OCR text.",
+    help="hybrid: meaning and words fused; vector: meaning; keyword: words in names, "
+    "folders, captions, tags and OCR text.",
 )
+@click.option(
+    "--fusion",
+    type=click.Choice(["rrf", "weighted"]),
+    default="rrf",
+    show_default=True,
+    help="rrf: Reciprocal Rank Fusion; weighted: weighted sum of normalised scores.",
+)
+@click.option("--rrf-k", type=click.IntRange(min=1), default=60, show_default=True, help="RRF constant.")
+@click.option("--vector-weight", type=click.FloatRange(min=0), default=1.0, show_default=True)
+@click.option("--keyword-weight", type=click.FloatRange(min=0), default=1.0, show_default=True)
+@click.option(
+    "--min-score",
+    type=float,
+    default=None,
+    help="Cosine a vector hit must reach [default: calibrated per index; -1 disables].",
+)
+@click.option("--folder", type=click.Path(file_okay=False), default=None, help="Only images under it.")
+@click.option(
+    "--type",
+    "formats",
+    multiple=True,
+    metavar="FORMAT",
+    help="Only these formats (jpeg, png, webp, gif, bmp, tiff); repeatable.",
+)
+@click.option("--after", default=None, metavar="DATE", help="Modified on or after (ISO date).")
+@click.option("--before", default=None, metavar="DATE", help="Modified on or before (ISO date).")
+@click.option("--min-size", type=click.IntRange(min=0), default=None, help="Bytes.")
+@click.option("--max-size", type=click.IntRange(min=0), default=None, help="Bytes.")
+@click.option("--tag", "tags", multiple=True, help="Only images with this caption tag; repeatable.")
+@click.option("--explain", is_flag=True, help="Show each hit's rank and score in every leg.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def search(query, index, model, k, mode, as_json) -> None:
-    """Find the images that best match QUERY, best first."""
-    from searchengine.search import SearchEngine, keyword_search, open_store
+def search(
+    query,
+    index,
+    model,
+    k,
+    offset,
+    mode,
+    fusion,
+    rrf_k,
+    vector_weight,
+    keyword_weight,
+    min_score,
+    folder,
+    formats,
+    after,
+    before,
+    min_size,
+    max_size,
+    tags,
+    explain,
+    as_json,
+) -> None:
+    """Find the images that best match QUERY, best first: by meaning and by words."""
+    from searchengine.records import Filters
+    from searchengine.search import SearchEngine, open_store
 
     settings = _settings(index)
     if mode == "keyword" and model is None:  # needs no encoder: works even without its weights
-        store = open_store(settings.index_path)
-        hits, encoder = keyword_search(store, query, k), store.encoder()
+        engine = SearchEngine(open_store(settings.index_path), None)
     else:
         engine = SearchEngine.open(settings, model=model)
-        store, encoder = engine.store, engine.encoder
-        hits = engine.search(query, k, mode=mode)
-    enc = encoder.spec if encoder else None
+    jpeg = {"JPG": "JPEG", "TIF": "TIFF"}
+    filters = Filters(
+        folder=str(Path(folder).expanduser().resolve()) if folder else None,
+        formats=tuple(jpeg.get(f.upper().lstrip("."), f.upper().lstrip(".")) for f in formats),
+        modified_after=_parse_date(after),
+        modified_before=_parse_date(before, end=True),
+        min_bytes=min_size,
+        max_bytes=max_size,
+        tags=tuple(tags),
+    )
+    page = engine.query(
+        query,
+        limit=k,
+        offset=offset,
+        mode=mode,
+        fusion=fusion,
+        rrf_k=rrf_k,
+        weights={"vector": vector_weight, "keyword": keyword_weight},
+        filters=filters if filters.active else None,
+        min_score=min_score,
+    )
+    enc = engine.encoder.spec if engine.encoder else None
     if as_json:
         results = [
             {
@@ -216,20 +309,36 @@ def search(query, index, model, k, mode, as_json) -> None:
                 "width": h.width,
                 "height": h.height,
                 "format": h.format,
+                **({"explain": h.legs} if explain else {}),
             }
-            for h in hits
+            for h in page.hits
         ]
         click.echo(
             json.dumps(
-                {"query": query, "mode": mode, "encoder": enc, "index": str(store.dir), "results": results}
+                {
+                    "query": query,
+                    "mode": mode,
+                    "fusion": fusion,
+                    "encoder": enc,
+                    "index": str(engine.store.dir),
+                    "total": page.total,
+                    "offset": offset,
+                    "limit": k,
+                    "cutoff": round(page.cutoff, 6),
+                    "results": results,
+                }
             )
         )
         return
-    click.echo(f"encoder: {enc}, mode: {mode}", err=True)
-    if not hits:
+    click.echo(f"encoder: {enc}, mode: {mode}, {page.total} matches (cutoff {page.cutoff:.3f})", err=True)
+    if not page.hits:
         click.echo("no results", err=True)
-    for h in hits:
-        click.echo(f"{h.rank:3d}  {h.score:.3f}  {h.path}")
+    for h in page.hits:
+        line = f"{h.rank:3d}  {h.score:.4f}  {h.path}"
+        if explain:
+            why = ", ".join(f"{leg} #{v['rank']} ({v['score']:.3f})" for leg, v in h.legs.items())
+            line += f"    [{why}]"
+        click.echo(line)
 
 
 @cli.command()

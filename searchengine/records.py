@@ -52,6 +52,7 @@ class SearchHit:
     width: int | None = None
     height: int | None = None
     format: str | None = None
+    legs: dict | None = None  # leg -> {"rank", "score"}: why it matched (hybrid search)
 
 
 @dataclass(slots=True)
@@ -98,3 +99,29 @@ class Caption:
 
     text: str
     tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """Restrictions on stored fields; every one given must hold.
+
+    :param folder: absolute folder; only images under it.
+    :param formats: file formats as Pillow names them (``JPEG``, ``PNG``...), any of.
+    :param modified_after: file mtime lower bound, nanoseconds since the epoch.
+    :param modified_before: file mtime upper bound, nanoseconds since the epoch.
+    :param min_bytes: file size lower bound.
+    :param max_bytes: file size upper bound.
+    :param tags: caption tags, all required.
+    """
+
+    folder: str | None = None
+    formats: tuple[str, ...] = ()
+    modified_after: int | None = None
+    modified_before: int | None = None
+    min_bytes: int | None = None
+    max_bytes: int | None = None
+    tags: tuple[str, ...] = ()
+
+    @property
+    def active(self) -> bool:
+        return any(getattr(self, f) not in (None, ()) for f in self.__slots__)

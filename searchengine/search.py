@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from searchengine.config import Settings
 from searchengine.errors import IndexNotBuilt, SearchEngineError
+from searchengine.fusion import rrf, weighted
 from searchengine.models.base import Embedder
 from searchengine.models.registry import create_embedder
-from searchengine.records import EncoderId, IndexStats, SearchHit
+from searchengine.records import EncoderId, Filters, IndexStats, SearchHit
 from searchengine.store.db import DB_NAME, Store, mismatch_error
 from searchengine.store.vectors import VectorIndex
-from searchengine.text import split_letters_digits
+from searchengine.text import STOPWORDS, split_letters_digits
 
 
 def open_store(index_dir: Path, create: bool = False) -> Store:
@@ -50,7 +53,8 @@ _TOKEN = re.compile(r"[^\W_]+")
 def fts_query(text: str) -> str:
     """Turn free text into a safe FTS5 expression: any word may match (OR), BM25 ranks.
 
-    Quoted phrases stay phrases. A word that the tokenizer splits in several tokens
+    Common words ("a", "the", "photo of") are dropped unless quoted or the query has
+    nothing else. Quoted phrases stay phrases. A word that the tokenizer splits in several tokens
     (``QX-7781-B``, ``25/12/2018``, ``CS00082662``: letters and digits are split as in
     the index) becomes a phrase of them, so codes and dates match exactly; FTS5
     operators in the input have no effect.
@@ -62,10 +66,11 @@ def fts_query(text: str) -> str:
         tokens = _TOKEN.findall(split_letters_digits(phrase))
         if tokens:
             terms.append('"' + " ".join(tokens) + '"')
-    for word in _PHRASE.sub(" ", text).split():
-        tokens = _TOKEN.findall(split_letters_digits(word))
-        if tokens:
-            terms.append('"' + " ".join(tokens) + '"')
+    words = [_TOKEN.findall(split_letters_digits(w)) for w in _PHRASE.sub(" ", text).split()]
+    words = [t for t in words if t]
+    content = [t for t in words if len(t) > 1 or t[0].lower() not in STOPWORDS]
+    for tokens in content if (content or terms) else words:  # all stopwords: keep them
+        terms.append('"' + " ".join(tokens) + '"')
     if not terms:
         raise SearchEngineError("the query has no searchable word")
     return " OR ".join(dict.fromkeys(terms))
@@ -90,15 +95,68 @@ def keyword_search(store: Store, query: str, k: int = 10) -> list[SearchHit]:
     return hits
 
 
+#: Queries about things photo collections rarely show; their best cosine in an index
+#: is what "nothing relevant" scores there (see SearchEngine.cutoff).
+UNRELATED = (
+    "the derivation of a quantum field theory propagator",
+    "an abstract essay on the philosophy of justice",
+    "irregular verb conjugation tables in Latin grammar",
+    "the smell of ozone after a thunderstorm",
+    "a tax law amendment passed in 1997",
+    "the sound of a cello playing a minor scale",
+    "a proof that the square root of two is irrational",
+    "the feeling of nostalgia on a Sunday evening",
+    "compiler optimisation of tail recursive functions",
+    "the taste of bitter almonds",
+    "a debate about monetary policy and inflation targets",
+    "the history of the Byzantine calendar reform",
+    "an algorithm for distributed consensus under network partitions",
+    "a lullaby hummed quietly in the dark",
+    "the grammar of subjunctive clauses",
+    "the statistical mechanics of spin glasses",
+    "insurance policy clauses about liability",
+    "the concept of infinity in set theory",
+    "a password reset email confirmation",
+    "the melody of a forgotten folk song",
+)
+
+
+CUTOFF_METHOD = "max-unrelated-v1"
+
+#: A word with letters and digits (QX-7781-B, INV2018, X2) or digit groups (25/12/2018).
+_CODE = re.compile(r"^(?=[^\s]*\d)(?=[^\s]*[^\W\d_])[\w./#-]{2,}$|^\d+([-/.]\d+)+$")
+#: Keyword-leg weight multiplier when the query holds a code.
+CODE_BOOST = 3.0
+
+
+def has_code(text: str) -> bool:
+    """Tell whether a query holds a code-like word (SKU, invoice number, date)."""
+    return any(_CODE.match(w.strip("\"'.,;:()")) for w in text.split())
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPage:
+    """One page of a fused search, with what produced it."""
+
+    hits: list[SearchHit]
+    total: int
+    offset: int
+    limit: int
+    cutoff: float
+    mode: str
+    fusion: str
+
+
 class SearchEngine:
     """Answers text queries from a store, its FAISS index and its encoder."""
 
-    def __init__(self, store: Store, embedder: Embedder, vectors: VectorIndex | None = None) -> None:
+    def __init__(self, store: Store, embedder: Embedder | None, vectors: VectorIndex | None = None) -> None:
+        """:param embedder: None for a keyword-only engine (no model, no FAISS needed)."""
         recorded = store.encoder()
-        if recorded is not None and recorded != embedder.id:
+        if embedder is not None and recorded is not None and recorded != embedder.id:
             raise mismatch_error(store.dir, recorded, embedder.id)
         self.store, self.embedder = store, embedder
-        self.vectors = vectors or VectorIndex.open(store, embedder.id.dim)
+        self.vectors = vectors or (VectorIndex.open(store, embedder.id.dim) if embedder else None)
 
     @classmethod
     def open(cls, settings: Settings, model: str | None = None) -> SearchEngine:
@@ -107,8 +165,8 @@ class SearchEngine:
         return cls(store, resolve_embedder(store, model))
 
     @property
-    def encoder(self) -> EncoderId:
-        return self.embedder.id
+    def encoder(self) -> EncoderId | None:
+        return self.embedder.id if self.embedder else self.store.encoder()
 
     def refresh(self) -> None:
         """Reload the vector index if the store changed since it was loaded."""
@@ -162,6 +220,114 @@ class SearchEngine:
                 )
             out.append(hits)
         return out
+
+    # -- hybrid search -------------------------------------------------------------
+    def cutoff(self) -> float:
+        """Return this index's calibrated cosine threshold for "relevant" (cached per generation).
+
+        The top-1 cosine of queries about things photos rarely show (``UNRELATED``) is
+        what "nothing relevant" scores in this index with this encoder; a vector hit
+        must reach the best of those.
+        """
+        generation = self.store.generation()
+        key = {"generation": generation, "encoder": self.encoder.spec, "method": CUTOFF_METHOD}
+        cached = self.store.get_meta("cutoff")
+        if cached:
+            data = json.loads(cached)
+            if all(data.get(k) == v for k, v in key.items()):
+                return float(data["threshold"])
+        self.refresh()
+        if self.vectors.ntotal == 0:
+            return 1.0
+        scores, _ = self.vectors.search(self.embedder.embed_texts(list(UNRELATED)), 1)
+        threshold = float(scores[:, 0].max())
+        self.store.set_meta("cutoff", json.dumps({**key, "threshold": threshold}))
+        return threshold
+
+    def query(
+        self,
+        text: str,
+        *,
+        limit: int = 10,
+        offset: int = 0,
+        mode: str = "hybrid",
+        fusion: str = "rrf",
+        rrf_k: int = 60,
+        weights: dict[str, float] | None = None,
+        filters: Filters | None = None,
+        min_score: float | None = None,
+    ) -> SearchPage:
+        """Search by meaning and by words at once, fused into one explained ranking.
+
+        :param mode: ``hybrid`` (both legs fused), ``vector`` or ``keyword``.
+        :param fusion: ``rrf`` (Reciprocal Rank Fusion with ``rrf_k``) or ``weighted``
+            (weighted sum of min-max normalised leg scores).
+        :param weights: per-leg weights, e.g. ``{"vector": 1.0, "keyword": 2.0}``.
+        :param filters: restrictions on stored fields, applied inside each leg, so a
+            filtered query still returns ``limit`` hits when that many pass.
+        :param min_score: cosine a vector hit must reach; None uses the calibrated
+            :meth:`cutoff`, a negative value disables the cutoff. Keyword hits always count.
+        :raises SearchEngineError: bad mode, fusion, limit, offset, or an empty query.
+        """
+        if mode not in ("hybrid", "vector", "keyword"):
+            raise SearchEngineError(f"unknown search mode {mode!r}; choose hybrid, vector or keyword")
+        if fusion not in ("rrf", "weighted"):
+            raise SearchEngineError(f"unknown fusion {fusion!r}; choose rrf or weighted")
+        if limit <= 0 or offset < 0:
+            raise SearchEngineError(f"limit must be positive and offset not negative ({limit}, {offset})")
+        if rrf_k <= 0:
+            raise SearchEngineError(f"rrf_k must be positive, got {rrf_k}")
+        if not text or not text.strip():
+            raise SearchEngineError("the query is empty: describe what to find")
+        if self.embedder is None and mode != "keyword":
+            raise SearchEngineError(f"{mode} search needs the index's encoder; use --mode keyword")
+        depth = 100 * (1 + (offset + limit - 1) // 100)  # the same for every page within it
+        threshold = -1.0 if mode == "keyword" else self.cutoff() if min_score is None else min_score
+        legs: dict[str, list[tuple[int, float]]] = {}
+        if mode in ("hybrid", "vector"):
+            legs["vector"] = [(i, s) for i, s in self._vector_leg(text, depth, filters) if s >= threshold]
+        if mode in ("hybrid", "keyword"):
+            try:
+                legs["keyword"] = self.store.keyword_search(fts_query(text), depth, filters)
+            except SearchEngineError:
+                if mode == "keyword":
+                    raise
+                legs["keyword"] = []  # no searchable word: the vector leg answers alone
+        weights = {"vector": 1.0, "keyword": 1.0, **(weights or {})}
+        if has_code(text):  # exact codes are what the keyword leg is for
+            weights["keyword"] *= CODE_BOOST
+        fused = rrf(legs, weights, rrf_k) if fusion == "rrf" else weighted(legs, weights)
+        page = fused[offset : offset + limit]
+        records = self.store.images_by_id(f.id for f in page)
+        hits = [
+            SearchHit(
+                rec.id,
+                rec.path,
+                f.score,
+                offset + n,
+                rec.width,
+                rec.height,
+                rec.format,
+                {leg: {"rank": ls.rank, "score": ls.score} for leg, ls in f.legs.items()},
+            )
+            for n, f in enumerate(page, start=1)
+            if (rec := records.get(f.id)) is not None
+        ]
+        return SearchPage(hits, len(fused), offset, limit, threshold, mode, fusion)
+
+    def _vector_leg(self, text: str, depth: int, filters: Filters | None) -> list[tuple[int, float]]:
+        self.refresh()
+        if self.vectors.ntotal == 0:
+            return []
+        qvec = self.embedder.embed_texts([text.strip()])
+        if filters is not None and filters.active:
+            allowed = self.store.filtered_ids(filters)
+            if len(allowed) == 0:
+                return []
+            scores, ids = self.vectors.search(qvec, min(depth, len(allowed)), allowed=allowed)
+        else:
+            scores, ids = self.vectors.search(qvec, depth)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
     def stats(self) -> IndexStats:
         """Return counts, encoder and index type."""

@@ -28,3 +28,15 @@ def name_and_folder(path: str, root: str) -> tuple[str, str]:
     if folder.startswith(base + "/"):
         folder = folder[len(base) + 1 :]
     return name, folder
+
+
+#: Words too common to mean anything as keywords (English); quoted phrases keep them.
+STOPWORDS = frozenset(
+    """a an the and or but if then of at by for with about against between into through during
+    before after above below to from up down in out on off over under again further once here
+    there when where why how all any both each few more most other some such no nor not only own
+    same so than too very can will just should now is are was were be been being have has had
+    having do does did doing i me my we our you your he him his she her it its they them their
+    what which who whom this that these those am as until while photo picture image images photos
+    pictures showing shows show""".split()
+)

@@ -21,7 +21,9 @@ def test_index_search_info_round_trip(runner, image_dir, index_dir, tiny_spec):
     assert r.exit_code == 0, r.output
     assert "encoder: clip:se-tiny:random" in r.stderr
     assert "9 embedded" in r.stderr
-    r = invoke(runner, "search", "a red square", "--index", index_dir, "--json", "-k", "4")
+    r = invoke(
+        runner, "search", "a red square", "--index", index_dir, "--json", "-k", "4", "--min-score", "-1"
+    )
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
     assert data["encoder"] == "clip:se-tiny:random"
@@ -29,7 +31,7 @@ def test_index_search_info_round_trip(runner, image_dir, index_dir, tiny_spec):
     assert {"path", "score", "rank"} <= set(data["results"][0])
     scores = [x["score"] for x in data["results"]]
     assert scores == sorted(scores, reverse=True)
-    r = invoke(runner, "search", "a red square", "--index", index_dir)
+    r = invoke(runner, "search", "a red square", "--index", index_dir, "--min-score", "-1")
     assert r.exit_code == 0 and len(r.stdout.strip().splitlines()) == 9
     r = invoke(runner, "info", "--index", index_dir, "--json")
     info = json.loads(r.stdout)

@@ -25,7 +25,9 @@ SAMPLE = REPO / "data" / "sample"
         ("QX-7781-B", '"QX 7781 B"'),
         ("25/12/2018", '"25 12 2018"'),
         ('"summer sale" poster', '"summer sale" OR "poster"'),
-        ("café NOT x*", '"café" OR "NOT" OR "x"'),
+        ("café NOT x*", '"café" OR "x"'),
+        ("the photo of a cat", '"cat"'),
+        ("the", '"the"'),
         ("CS00082662 receipt", '"CS 00082662" OR "receipt"'),
     ],
 )

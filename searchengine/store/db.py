@@ -18,7 +18,7 @@ import numpy as np
 import sqlite_utils
 
 from searchengine.errors import IndexMismatch, SearchEngineError
-from searchengine.records import Caption, EncoderId, ImageRecord, OcrResult
+from searchengine.records import Caption, EncoderId, Filters, ImageRecord, OcrResult
 from searchengine.store.schema import migrate
 from searchengine.text import name_and_folder, split_letters_digits
 
@@ -369,19 +369,26 @@ class Store:
         found = row.fetchone()
         return _record(found) if found else None
 
-    def keyword_search(self, match: str, k: int) -> list[tuple[int, float]]:
+    def keyword_search(self, match: str, k: int, filters: Filters | None = None) -> list[tuple[int, float]]:
         """Return ``(image_id, score)`` best first for an FTS5 MATCH expression.
 
         The score is the negated BM25 rank (higher is better); file names weigh
-        double, folder names half.
+        double, folder names half. Ties are broken by id, so pages are stable.
         """
+        where, params = filter_sql(filters)
         rows = self.db.execute(
             "SELECT f.rowid, -bm25(search_fts, 2.0, 0.5, 1.0, 1.0, 1.0) AS score "
             "FROM search_fts f JOIN images i ON i.id = f.rowid "
-            "WHERE search_fts MATCH ? AND i.status = 'ok' ORDER BY score DESC LIMIT ?",
-            [match, k],
+            f"WHERE search_fts MATCH ? AND {where} ORDER BY score DESC, f.rowid LIMIT ?",
+            [match, *params, k],
         ).fetchall()
         return [(int(r[0]), float(r[1])) for r in rows]
+
+    def filtered_ids(self, filters: Filters) -> np.ndarray:
+        """Return the ids (int64) of the searchable images that pass ``filters``."""
+        where, params = filter_sql(filters)
+        rows = self.db.execute(f"SELECT i.id FROM images i WHERE {where}", params).fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     def image_text(self, image_id: int) -> dict:
         """Return the caption, tags, OCR lines and stage records of one image."""
@@ -434,6 +441,36 @@ class Store:
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
         return ids, vecs
+
+
+def filter_sql(filters: Filters | None) -> tuple[str, list]:
+    """Return a WHERE condition on ``images i`` (searchable rows passing ``filters``)."""
+    conds, params = ["i.status = 'ok'"], []
+    if filters is None:
+        return conds[0], params
+    if filters.folder:
+        prefix = filters.folder.rstrip("/") + "/"
+        conds.append("substr(i.path, 1, ?) = ?")
+        params += [len(prefix), prefix]
+    if filters.formats:
+        conds.append(f"upper(i.format) IN ({','.join('?' * len(filters.formats))})")
+        params += [f.upper() for f in filters.formats]
+    for value, cond in (
+        (filters.modified_after, "i.mtime_ns >= ?"),
+        (filters.modified_before, "i.mtime_ns <= ?"),
+        (filters.min_bytes, "i.size >= ?"),
+        (filters.max_bytes, "i.size <= ?"),
+    ):
+        if value is not None:
+            conds.append(cond)
+            params.append(value)
+    for tag in filters.tags:
+        conds.append(
+            "EXISTS (SELECT 1 FROM captions c, json_each(c.tags) t "
+            "WHERE c.image_id = i.id AND lower(t.value) = lower(?))"
+        )
+        params.append(tag)
+    return " AND ".join(conds), params
 
 
 def mismatch_error(index_dir: Path, have: EncoderId, want: EncoderId) -> IndexMismatch:

@@ -119,10 +119,27 @@ class VectorIndex:
         tmp_state.write_text(json.dumps(state))
         os.replace(tmp_state, index_dir / STATE_NAME)
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Return ``(scores (Q, k) float32, ids (Q, k) int64)``; missing slots have id -1."""
-        k = max(1, min(k, self.ntotal)) if self.ntotal else 1
+    def search(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(scores (Q, k) float32, ids (Q, k) int64)``; missing slots have id -1.
+
+        :param allowed: int64 ids; when given, only these are searched (FAISS ID
+            selector), so a filtered search still fills ``k`` when it can.
+        """
         if self.ntotal == 0:
             q = len(queries)
             return np.zeros((q, 0), np.float32), np.zeros((q, 0), np.int64)
-        return self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+        k = max(1, min(k, self.ntotal))
+        x = np.ascontiguousarray(queries, dtype=np.float32)
+        if allowed is None:
+            return self.index.search(x, k)
+        sel = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+        inner = faiss.downcast_index(self.index.index)
+        if isinstance(inner, faiss.IndexHNSW):
+            params = faiss.SearchParametersHNSW(sel=sel, efSearch=max(128, k))
+        elif isinstance(inner, faiss.IndexIVF):
+            params = faiss.SearchParametersIVF(sel=sel, nprobe=inner.nprobe)
+        else:
+            params = faiss.SearchParameters(sel=sel)
+        return self.index.search(x, k, params=params)
