@@ -172,6 +172,25 @@ def index(folders, index, model, rebuild, retry_failed, batch_size, captioner, o
             click.echo(f"  failed: {path}: {reason}", err=True)
 
 
+def _open_query_image(path: str):
+    from searchengine.errors import UnsupportedImage
+    from searchengine.imaging import load_image
+
+    try:
+        return load_image(path)[0]
+    except (UnsupportedImage, OSError) as exc:
+        raise click.ClickException(f"cannot use {path} as a query image: {exc}") from None
+
+
+def _resolve_like(store, like: str) -> int:
+    rec = store.image_by_path(str(Path(like).expanduser().resolve()))
+    if rec is None and like.isdigit():
+        rec = store.images_by_id([int(like)]).get(int(like))
+    if rec is None or rec.status != "ok":
+        raise click.ClickException(f"--like: not an indexed image: {like}")
+    return rec.id
+
+
 def _parse_date(value: str | None, end: bool = False) -> int | None:
     """ISO date or datetime -> nanoseconds since the epoch (a bare date's end is its last instant)."""
     if not value:
@@ -188,9 +207,22 @@ def _parse_date(value: str | None, end: bool = False) -> int | None:
 
 
 @cli.command()
-@click.argument("query")
+@click.argument("query", required=False)
 @index_option
 @model_option
+@click.option(
+    "--image",
+    "image_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Find images similar to this file (alone, or with QUERY: 'like this, but red').",
+)
+@click.option(
+    "--like",
+    default=None,
+    metavar="PATH|ID",
+    help="Find images similar to this indexed image (left out of the results).",
+)
 @click.option(
     "-k",
     "--limit",
@@ -250,6 +282,8 @@ def search(
     query,
     index,
     model,
+    image_file,
+    like,
     k,
     offset,
     mode,
@@ -268,7 +302,11 @@ def search(
     explain,
     as_json,
 ) -> None:
-    """Find the images that best match QUERY, best first: by meaning and by words."""
+    """Find the images that best match QUERY, best first: by meaning and by words.
+
+    Operators: "a phrase" must match exactly; -word pushes matches down; 2:word
+    counts double. Codes (QX-7781-B, 25/12/2018) favour exact keyword matches.
+    """
     from searchengine.records import Filters
     from searchengine.search import SearchEngine, open_store
 
@@ -287,8 +325,12 @@ def search(
         max_bytes=max_size,
         tags=tuple(tags),
     )
+    image = _open_query_image(image_file) if image_file else None
+    like_id = _resolve_like(engine.store, like) if like else None
     page = engine.query(
         query,
+        image=image,
+        like=like_id,
         limit=k,
         offset=offset,
         mode=mode,

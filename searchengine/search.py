@@ -7,15 +7,18 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
 from searchengine.config import Settings
 from searchengine.errors import IndexNotBuilt, SearchEngineError
 from searchengine.fusion import rrf, weighted
 from searchengine.models.base import Embedder
 from searchengine.models.registry import create_embedder
+from searchengine.query import NEGATIVE_STRENGTH, ParsedQuery, parse_query
 from searchengine.records import EncoderId, Filters, IndexStats, SearchHit
 from searchengine.store.db import DB_NAME, Store, mismatch_error
 from searchengine.store.vectors import VectorIndex
-from searchengine.text import STOPWORDS, split_letters_digits
 
 
 def open_store(index_dir: Path, create: bool = False) -> Store:
@@ -46,34 +49,21 @@ def resolve_embedder(store: Store, spec: str | None) -> Embedder:
     return embedder
 
 
-_PHRASE = re.compile(r'"([^"]*)"')
-_TOKEN = re.compile(r"[^\W_]+")
-
-
 def fts_query(text: str) -> str:
-    """Turn free text into a safe FTS5 expression: any word may match (OR), BM25 ranks.
+    """Turn free text into a safe FTS5 expression (see :mod:`searchengine.query`).
 
-    Common words ("a", "the", "photo of") are dropped unless quoted or the query has
-    nothing else. Quoted phrases stay phrases. A word that the tokenizer splits in several tokens
+    Words are OR'ed and ranked by BM25; common words ("a", "the", "photo of") are
+    dropped unless quoted or alone. A word that the tokenizer splits in several tokens
     (``QX-7781-B``, ``25/12/2018``, ``CS00082662``: letters and digits are split as in
     the index) becomes a phrase of them, so codes and dates match exactly; FTS5
     operators in the input have no effect.
 
     :raises SearchEngineError: the text has no searchable word.
     """
-    terms = []
-    for phrase in _PHRASE.findall(text):
-        tokens = _TOKEN.findall(split_letters_digits(phrase))
-        if tokens:
-            terms.append('"' + " ".join(tokens) + '"')
-    words = [_TOKEN.findall(split_letters_digits(w)) for w in _PHRASE.sub(" ", text).split()]
-    words = [t for t in words if t]
-    content = [t for t in words if len(t) > 1 or t[0].lower() not in STOPWORDS]
-    for tokens in content if (content or terms) else words:  # all stopwords: keep them
-        terms.append('"' + " ".join(tokens) + '"')
-    if not terms:
+    match = parse_query(text).fts_match()
+    if match is None:
         raise SearchEngineError("the query has no searchable word")
-    return " OR ".join(dict.fromkeys(terms))
+    return match
 
 
 def keyword_search(store: Store, query: str, k: int = 10) -> list[SearchHit]:
@@ -246,8 +236,10 @@ class SearchEngine:
 
     def query(
         self,
-        text: str,
+        text: str | None = None,
         *,
+        image: Image.Image | None = None,
+        like: int | None = None,
         limit: int = 10,
         offset: int = 0,
         mode: str = "hybrid",
@@ -259,6 +251,11 @@ class SearchEngine:
     ) -> SearchPage:
         """Search by meaning and by words at once, fused into one explained ranking.
 
+        :param text: the query, with operators (:mod:`searchengine.query`): quoted
+            phrases must match, ``-term`` pushes down, ``W:term`` weighs a word.
+        :param image: an image to find similar ones to (alone or with ``text``:
+            "like this, but red").
+        :param like: the id of an indexed image to find similar ones to (it is left out).
         :param mode: ``hybrid`` (both legs fused), ``vector`` or ``keyword``.
         :param fusion: ``rrf`` (Reciprocal Rank Fusion with ``rrf_k``) or ``weighted``
             (weighted sum of min-max normalised leg scores).
@@ -266,8 +263,9 @@ class SearchEngine:
         :param filters: restrictions on stored fields, applied inside each leg, so a
             filtered query still returns ``limit`` hits when that many pass.
         :param min_score: cosine a vector hit must reach; None uses the calibrated
-            :meth:`cutoff`, a negative value disables the cutoff. Keyword hits always count.
-        :raises SearchEngineError: bad mode, fusion, limit, offset, or an empty query.
+            :meth:`cutoff` for text queries (none for image queries); negative disables.
+        :raises SearchEngineError: bad mode, fusion, limit, offset, unknown ``like`` id,
+            or nothing to search for.
         """
         if mode not in ("hybrid", "vector", "keyword"):
             raise SearchEngineError(f"unknown search mode {mode!r}; choose hybrid, vector or keyword")
@@ -277,24 +275,32 @@ class SearchEngine:
             raise SearchEngineError(f"limit must be positive and offset not negative ({limit}, {offset})")
         if rrf_k <= 0:
             raise SearchEngineError(f"rrf_k must be positive, got {rrf_k}")
-        if not text or not text.strip():
-            raise SearchEngineError("the query is empty: describe what to find")
+        has_text = bool(text and text.strip())
+        if not has_text and image is None and like is None:
+            raise SearchEngineError("the query is empty: describe what to find, or give an image")
         if self.embedder is None and mode != "keyword":
             raise SearchEngineError(f"{mode} search needs the index's encoder; use --mode keyword")
+        if not has_text and mode == "keyword":
+            raise SearchEngineError("an image query needs the vector leg: use --mode hybrid or vector")
+        parsed = parse_query(text) if has_text else None
         depth = 100 * (1 + (offset + limit - 1) // 100)  # the same for every page within it
-        threshold = -1.0 if mode == "keyword" else self.cutoff() if min_score is None else min_score
+        by_image = image is not None or like is not None
+        if min_score is not None:
+            threshold = min_score
+        else:
+            threshold = -1.0 if mode == "keyword" or by_image else self.cutoff()
         legs: dict[str, list[tuple[int, float]]] = {}
         if mode in ("hybrid", "vector"):
-            legs["vector"] = [(i, s) for i, s in self._vector_leg(text, depth, filters) if s >= threshold]
-        if mode in ("hybrid", "keyword"):
-            try:
-                legs["keyword"] = self.store.keyword_search(fts_query(text), depth, filters)
-            except SearchEngineError:
-                if mode == "keyword":
-                    raise
-                legs["keyword"] = []  # no searchable word: the vector leg answers alone
+            qvec = self._query_vector(parsed, image, like)
+            hits = self._vector_leg(qvec, depth + (like is not None), filters, parsed)
+            legs["vector"] = [(i, s) for i, s in hits if s >= threshold and i != like]
+        if mode in ("hybrid", "keyword") and parsed is not None:
+            match = parsed.fts_match()
+            legs["keyword"] = self.store.keyword_search(match, depth, filters) if match else []
+            if like is not None:
+                legs["keyword"] = [(i, s) for i, s in legs["keyword"] if i != like]
         weights = {"vector": 1.0, "keyword": 1.0, **(weights or {})}
-        if has_code(text):  # exact codes are what the keyword leg is for
+        if has_text and has_code(text):  # exact codes are what the keyword leg is for
             weights["keyword"] *= CODE_BOOST
         fused = rrf(legs, weights, rrf_k) if fusion == "rrf" else weighted(legs, weights)
         page = fused[offset : offset + limit]
@@ -315,13 +321,47 @@ class SearchEngine:
         ]
         return SearchPage(hits, len(fused), offset, limit, threshold, mode, fusion)
 
-    def _vector_leg(self, text: str, depth: int, filters: Filters | None) -> list[tuple[int, float]]:
+    def _query_vector(
+        self, parsed: ParsedQuery | None, image: Image.Image | None, like: int | None
+    ) -> np.ndarray:
+        """Combine text (with weights and negatives) and image evidence into one unit vector."""
+        parts = []
+        if like is not None:
+            vec = self.store.vector_of(like, self.embedder.id.dim)
+            if vec is None:
+                raise SearchEngineError(f"no indexed image with id {like}")
+            parts.append(vec)
+        if image is not None:
+            parts.append(self.embedder.embed_images([image.convert("RGB")])[0])
+        if parsed is not None:
+            weighted_terms = [t for t in parsed.positive if t.weight != 1.0]
+            texts = (
+                [parsed.semantic_text] + [t.text for t in weighted_terms] + [t.text for t in parsed.negative]
+            )
+            vecs = self.embedder.embed_texts(texts)
+            q = vecs[0].copy()
+            for t, v in zip(weighted_terms, vecs[1 : 1 + len(weighted_terms)], strict=True):
+                q += (t.weight - 1.0) * v
+            for v in vecs[1 + len(weighted_terms) :]:
+                q -= NEGATIVE_STRENGTH * v
+            parts.append(q / max(float(np.linalg.norm(q)), 1e-12))
+        q = np.sum(parts, axis=0)
+        return (q / max(float(np.linalg.norm(q)), 1e-12)).astype(np.float32)[None, :]
+
+    def _vector_leg(
+        self, qvec: np.ndarray, depth: int, filters: Filters | None, parsed: ParsedQuery | None
+    ) -> list[tuple[int, float]]:
         self.refresh()
         if self.vectors.ntotal == 0:
             return []
-        qvec = self.embedder.embed_texts([text.strip()])
+        allowed = None
         if filters is not None and filters.active:
             allowed = self.store.filtered_ids(filters)
+        required = parsed.required_match() if parsed is not None else None
+        if required:  # quoted phrases must match: only images whose text has them
+            must = self.store.match_ids(required, filters)
+            allowed = must if allowed is None else np.intersect1d(allowed, must)
+        if allowed is not None:
             if len(allowed) == 0:
                 return []
             scores, ids = self.vectors.search(qvec, min(depth, len(allowed)), allowed=allowed)

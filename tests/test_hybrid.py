@@ -149,3 +149,62 @@ def test_cli_explain_json_filters_and_pages(gallery):
     assert r.exit_code == 2 and "not an ISO date" in r.output
     r = runner.invoke(cli, ["search", "a recipe for chocolate cake", "--index", str(index)])
     assert r.exit_code == 0 and "no results" in r.stderr
+
+
+def test_quoted_phrase_must_match(gallery):
+    _, _, engine = gallery
+    page = engine.query('"summer sale" poster', limit=10, min_score=-1)
+    assert names(page) == ["summer_sale.png"]
+    assert names(engine.query('"olive oil" honey', limit=10, min_score=-1)) == ["olive_oil.jpg"]
+
+
+def test_negative_term_pushes_matches_down(gallery):
+    _, _, engine = gallery
+    with_beans = names(engine.query("coffee", limit=10))
+    assert "coffee_beans.png" in with_beans
+    without = names(engine.query("coffee -beans", limit=10))
+    assert "coffee_beans.png" not in without and without[0] == "coffee.png"
+
+
+def test_term_weights_change_the_order(gallery):
+    _, _, engine = gallery
+    assert names(engine.query("2:honey oil", limit=2, mode="keyword"))[0] == "wildflower_honey.jpg"
+    assert names(engine.query("honey 2:oil", limit=2, mode="keyword"))[0] == "olive_oil.jpg"
+
+
+def test_image_queries(gallery):
+    root, _, engine = gallery
+    from PIL import Image
+
+    cat_file = root / "photos" / "chelsea_the_cat.jpg"
+    page = engine.query(image=Image.open(cat_file), limit=3)
+    assert names(page)[0] == "chelsea_the_cat.jpg" and page.hits[0].legs["vector"]["score"] > 0.99
+    cat = engine.store.image_by_path(str(cat_file.resolve()))
+    similar = engine.query(like=cat.id, limit=5)
+    assert similar.hits and cat.id not in {h.id for h in similar.hits}
+    both = engine.query("coffee", like=cat.id, limit=3)
+    assert names(both)[0] == "coffee.png" and set(both.hits[0].legs) == {"vector", "keyword"}
+    with pytest.raises(SearchEngineError, match="no indexed image"):
+        engine.query(like=99999)
+    with pytest.raises(SearchEngineError, match="empty"):
+        engine.query("  ")
+
+
+def test_cli_image_and_like(gallery, tmp_path):
+    root, index, _ = gallery
+    runner = CliRunner()
+    base = ["--index", str(index), "--json"]
+    r = runner.invoke(cli, ["search", "--image", str(root / "photos" / "coffee.png"), *base])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["results"][0]["path"].endswith("coffee.png")
+    r = runner.invoke(cli, ["search", "--like", str(root / "photos" / "coffee.png"), "-k", "3", *base])
+    assert r.exit_code == 0 and not any(
+        x["path"].endswith("/coffee.png") for x in json.loads(r.stdout)["results"]
+    )
+    (tmp_path / "bad.jpg").write_text("no")
+    r = runner.invoke(cli, ["search", "--image", str(tmp_path / "bad.jpg"), *base])
+    assert r.exit_code == 1 and "cannot use" in r.stderr
+    r = runner.invoke(cli, ["search", "--like", "/nope.png", *base])
+    assert r.exit_code == 1 and "not an indexed image" in r.stderr
+    r = runner.invoke(cli, ["search", *base])
+    assert r.exit_code == 1 and "empty" in r.stderr

@@ -22,13 +22,16 @@ SAMPLE = REPO / "data" / "sample"
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("QX-7781-B", '"QX 7781 B"'),
-        ("25/12/2018", '"25 12 2018"'),
-        ('"summer sale" poster', '"summer sale" OR "poster"'),
-        ("café NOT x*", '"café" OR "x"'),
-        ("the photo of a cat", '"cat"'),
-        ("the", '"the"'),
-        ("CS00082662 receipt", '"CS 00082662" OR "receipt"'),
+        ("QX-7781-B", '("QX 7781 B")'),
+        ("25/12/2018", '("25 12 2018")'),
+        ('"summer sale" poster', '("summer sale") AND ("summer sale" OR "poster")'),
+        ("café NOT x*", '("café" OR "x")'),
+        ("CS00082662 receipt", '("CS 00082662" OR "receipt")'),
+        ("the photo of a cat", '("cat")'),
+        ("the", '("the")'),
+        ("red dress -winter", '("red" OR "dress") NOT ("winter")'),
+        ("2:red dress", '("red" OR "red" OR "dress")'),
+        ("10:30 meeting", '("10 30" OR "meeting")'),
     ],
 )
 def test_fts_query_keeps_codes_as_phrases_and_defuses_operators(text, expected):

@@ -384,6 +384,21 @@ class Store:
         ).fetchall()
         return [(int(r[0]), float(r[1])) for r in rows]
 
+    def match_ids(self, match: str, filters: Filters | None = None) -> np.ndarray:
+        """Return the ids (int64) of every searchable image matching an FTS5 expression."""
+        where, params = filter_sql(filters)
+        rows = self.db.execute(
+            f"SELECT f.rowid FROM search_fts f JOIN images i ON i.id = f.rowid "
+            f"WHERE search_fts MATCH ? AND {where}",
+            [match, *params],
+        ).fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def vector_of(self, image_id: int, dim: int) -> np.ndarray | None:
+        """Return the stored embedding of one image, float32 (dim,), or None."""
+        row = self.db.execute("SELECT vector FROM embeddings WHERE image_id = ?", [image_id]).fetchone()
+        return np.frombuffer(row[0], dtype=np.float32).reshape(dim).copy() if row else None
+
     def filtered_ids(self, filters: Filters) -> np.ndarray:
         """Return the ids (int64) of the searchable images that pass ``filters``."""
         where, params = filter_sql(filters)
