@@ -415,6 +415,86 @@ def info(index, as_json) -> None:
         click.echo(f"failed:   {f.path}: {f.error}")
 
 
+@cli.command("eval")
+@click.argument("annotations", type=click.Path(exists=True, dir_okay=False))
+@index_option
+@model_option
+@click.option("--captioner", metavar="SPEC", default=None, help="As for index [default offline].")
+@click.option("--ocr", metavar="SPEC", default=None, help="As for index [default rapidocr].")
+@click.option(
+    "--max-queries",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Use at most this many queries per query set (quick runs).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def evaluate(annotations, index, model, captioner, ocr, max_queries, as_json) -> None:
+    """Measure search quality on labelled queries: Recall@1/5/10, MRR, nDCG@10 per leg.
+
+    ANNOTATIONS is an annotations.jsonl in the format of ../shared/datasets/README.md.
+    Its images are indexed (into --index, reused and updated if it exists, else a
+    temporary index), then every query set the records support is run through the
+    vector leg, the keyword leg and the fused ranking.
+    """
+    import tempfile
+
+    from tqdm import tqdm
+
+    from indexer.pipeline import Indexer
+    from searchengine.evaluation import LEGS, image_root, load_annotations, query_sets, run_eval
+    from searchengine.models.registry import create_captioner, create_embedder, create_ocr, default_spec
+    from searchengine.search import SearchEngine, open_store
+
+    folder, records = load_annotations(annotations)
+    sets = query_sets(folder, records)
+    if not sets:
+        raise click.ClickException(f"{annotations}: no record has captions, title, fields or query_file")
+    if max_queries:
+        for qs in sets:
+            qs.queries = qs.queries[:max_queries]
+    s = _settings(index, None, captioner=captioner, ocr=ocr)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = open_store(Path(index).expanduser() if index else Path(tmp) / "index", create=True)
+        recorded = store.encoder()
+        embedder = create_embedder(model or (recorded.spec if recorded else s.model or default_spec()))
+        root = image_root(folder, records)
+        click.echo(f"encoder: {embedder.id.spec}; indexing {root}", err=True)
+        bar = _ProgressBar(str(root), quiet=as_json)
+        Indexer(
+            store,
+            embedder,
+            captioner=create_captioner(s.captioner),
+            ocr=create_ocr(s.ocr),
+            batch_size=s.batch_size,
+            max_pixels=s.max_pixels,
+        ).run(root, on_plan=bar.start, progress=bar.update)
+        bar.close()
+        engine = SearchEngine(store, embedder)
+        with tqdm(
+            total=sum(len(q.queries) for q in sets),
+            unit="query",
+            desc="querying",
+            file=sys.stderr,
+            disable=as_json,
+        ) as qbar:
+            results = run_eval(engine, sets, progress=qbar.update)
+    if as_json:
+        click.echo(
+            json.dumps({"annotations": str(annotations), "encoder": embedder.id.spec, "results": results})
+        )
+        return
+    click.echo("| query set | leg | queries | R@1 | R@5 | R@10 | MRR | nDCG@10 |")
+    click.echo("|---|---|---:|---:|---:|---:|---:|---:|")
+    for name, legs in results.items():
+        for leg in LEGS:
+            if leg in legs:
+                m = legs[leg]
+                click.echo(
+                    f"| {name} | {leg} | {m['queries']} | {m['R@1']:.3f} | {m['R@5']:.3f} | "
+                    f"{m['R@10']:.3f} | {m['MRR']:.3f} | {m['nDCG@10']:.3f} |"
+                )
+
+
 @cli.command()
 @click.argument("image")
 @index_option

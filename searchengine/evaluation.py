@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import math
+import os
 import re
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 
 _KEYED = re.compile(
     r"\b(INV|INVOICE|DOC|DOCUMENT|BILL|RECEIPT|RCPT|CHECK|SLIP|TRANS|ORDER|TAX INVOICE)\b", re.I
@@ -40,3 +46,134 @@ def word_recall(truth: str, ocr: str) -> tuple[int, int]:
     want = Counter(truth.upper().split())
     have = Counter(ocr.upper().split())
     return sum(min(n, have[w]) for w, n in want.items()), sum(want.values())
+
+
+# -- the evaluation harness: query sets from annotations, metrics per leg ------------------
+
+LEGS = ("vector", "keyword", "fused")
+
+
+@dataclass(frozen=True)
+class EvalQuery:
+    """One query: text and/or an image file, and the set of relevant image paths."""
+
+    relevant: frozenset[str]
+    text: str | None = None
+    image: str | None = None
+
+
+@dataclass
+class QuerySet:
+    """Queries of one protocol on one dataset (e.g. flickr8k captions, sroie companies)."""
+
+    name: str
+    queries: list[EvalQuery] = field(default_factory=list)
+
+
+def load_annotations(path: str | Path) -> tuple[Path, list[dict]]:
+    """Read an ``annotations.jsonl`` (``../shared/datasets/README.md`` format).
+
+    :returns: the dataset folder and its records.
+    """
+    path = Path(path)
+    records = [json.loads(line) for line in path.open(encoding="utf-8") if line.strip()]
+    return path.parent, records
+
+
+def image_root(folder: Path, records: list[dict]) -> Path:
+    """Return the folder to index: the common parent of every record's ``file``."""
+    parents = {str((folder / r["file"]).resolve().parent) for r in records}
+    return Path(os.path.commonpath(sorted(parents)))
+
+
+def query_sets(folder: Path, records: list[dict]) -> list[QuerySet]:
+    """Build the query sets the records support, following the datasets' protocols.
+
+    * ``captions`` (no query image): every caption is a query for its image.
+    * ``title``: the title finds its product; ``attributes``: "{baseColour}
+      {articleType} for {gender}" finds every product with those attributes.
+    * ``fields.company``: the company finds all its receipts; a distinctive line
+      (:func:`distinctive_line`) finds its receipt.
+    * ``query_file``: query by image; the relevant image is ``file``.
+    """
+    path = {id(r): str((folder / r["file"]).resolve()) for r in records}
+    sets: dict[str, QuerySet] = {}
+
+    def add(name: str, q: EvalQuery) -> None:
+        sets.setdefault(name, QuerySet(name)).queries.append(q)
+
+    by_attrs: dict[str, set[str]] = {}
+    by_company: dict[str, set[str]] = {}
+    for r in records:
+        attrs = r.get("attributes") or {}
+        if {"baseColour", "articleType", "gender"} <= set(attrs):
+            phrase = f"{attrs['baseColour']} {attrs['articleType']} for {attrs['gender']}"
+            by_attrs.setdefault(phrase, set()).add(path[id(r)])
+        company = (r.get("fields") or {}).get("company")
+        if company:
+            by_company.setdefault(company, set()).add(path[id(r)])
+    counts = Counter(line.strip() for r in records for line in set((r.get("text") or "").splitlines()))
+    for r in records:
+        mine = frozenset({path[id(r)]})
+        if r.get("query_file"):
+            add("image query", EvalQuery(mine, image=str((folder / r["query_file"]).resolve())))
+        elif r.get("title"):
+            add("title", EvalQuery(mine, text=r["title"]))
+        elif r.get("fields") and r.get("text"):
+            line = distinctive_line(r["text"], counts)
+            if line:
+                add("distinctive line", EvalQuery(mine, text=line))
+        elif r.get("captions"):
+            for caption in r["captions"]:
+                add("caption", EvalQuery(mine, text=caption))
+    for phrase, rel in sorted(by_attrs.items()):
+        add("attributes", EvalQuery(frozenset(rel), text=phrase))
+    for company, rel in sorted(by_company.items()):
+        add("company", EvalQuery(frozenset(rel), text=company))
+    return list(sets.values())
+
+
+def ranking_metrics(ranked: list[list[str]], relevant: list[frozenset[str]]) -> dict[str, float]:
+    """Recall@1/5/10 (a relevant image in the top k), MRR and nDCG@10 (binary gains)."""
+    n = len(ranked)
+    out = {"R@1": 0.0, "R@5": 0.0, "R@10": 0.0, "MRR": 0.0, "nDCG@10": 0.0}
+    for got, rel in zip(ranked, relevant, strict=True):
+        hits = [p in rel for p in got]
+        first = next((i for i, h in enumerate(hits) if h), None)
+        for k in (1, 5, 10):
+            out[f"R@{k}"] += first is not None and first < k
+        out["MRR"] += 0.0 if first is None else 1.0 / (first + 1)
+        dcg = sum(1.0 / math.log2(i + 2) for i, h in enumerate(hits[:10]) if h)
+        ideal = sum(1.0 / math.log2(i + 2) for i in range(min(len(rel), 10)))
+        out["nDCG@10"] += dcg / ideal if ideal else 0.0
+    return {k: v / n for k, v in out.items()} if n else out
+
+
+def run_eval(
+    engine, sets: list[QuerySet], depth: int = 100, progress: Callable[[int], None] | None = None
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Run every query set through each leg; returns set -> leg -> metrics (+ ``queries``).
+
+    Every leg runs without the relevance cutoff (it measures ranking, not the cutoff).
+    A leg that cannot answer a set (keyword search for image queries) is left out.
+    """
+    from PIL import Image
+
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    for qs in sets:
+        ranked: dict[str, list[list[str]]] = {leg: [] for leg in LEGS}
+        for q in qs.queries:
+            image = Image.open(q.image).convert("RGB") if q.image else None
+            for leg in LEGS:
+                if leg == "keyword" and not q.text:
+                    continue
+                mode = {"fused": "hybrid"}.get(leg, leg)
+                page = engine.query(q.text, image=image, limit=depth, mode=mode, min_score=-1)
+                ranked[leg].append([h.path for h in page.hits])
+            if progress:
+                progress(1)
+        rel = [q.relevant for q in qs.queries]
+        results[qs.name] = {
+            leg: {**ranking_metrics(r, rel), "queries": len(r)} for leg, r in ranked.items() if r
+        }
+    return results

@@ -19,6 +19,7 @@ from searchengine.query import NEGATIVE_STRENGTH, ParsedQuery, parse_query
 from searchengine.records import EncoderId, Filters, IndexStats, SearchHit
 from searchengine.store.db import DB_NAME, Store, mismatch_error
 from searchengine.store.vectors import VectorIndex
+from searchengine.text import fold
 
 
 def open_store(index_dir: Path, create: bool = False) -> Store:
@@ -112,6 +113,7 @@ UNRELATED = (
 
 
 CUTOFF_METHOD = "max-unrelated-v1"
+_TOKEN = re.compile(r"[^\W_]+")
 
 #: A word with letters and digits (QX-7781-B, INV2018, X2) or digit groups (25/12/2018).
 _CODE = re.compile(r"^(?=[^\s]*\d)(?=[^\s]*[^\W\d_])[\w./#-]{2,}$|^\d+([-/.]\d+)+$")
@@ -302,7 +304,13 @@ class SearchEngine:
         weights = {"vector": 1.0, "keyword": 1.0, **(weights or {})}
         if has_text and has_code(text):  # exact codes are what the keyword leg is for
             weights["keyword"] *= CODE_BOOST
-        fused = rrf(legs, weights, rrf_k) if fusion == "rrf" else weighted(legs, weights)
+        confidence = {}
+        if parsed is not None and legs.get("keyword"):
+            confidence["keyword"] = self._coverage(parsed, [i for i, _ in legs["keyword"]])
+        if fusion == "rrf":
+            fused = rrf(legs, weights, rrf_k, confidence)
+        else:
+            fused = weighted(legs, weights, confidence)
         page = fused[offset : offset + limit]
         records = self.store.images_by_id(f.id for f in page)
         hits = [
@@ -314,12 +322,35 @@ class SearchEngine:
                 rec.width,
                 rec.height,
                 rec.format,
-                {leg: {"rank": ls.rank, "score": ls.score} for leg, ls in f.legs.items()},
+                {
+                    leg: {
+                        "rank": ls.rank,
+                        "score": ls.score,
+                        **({"coverage": round(confidence[leg][f.id], 3)} if leg in confidence else {}),
+                    }
+                    for leg, ls in f.legs.items()
+                },
             )
             for n, f in enumerate(page, start=1)
             if (rec := records.get(f.id)) is not None
         ]
         return SearchPage(hits, len(fused), offset, limit, threshold, mode, fusion)
+
+    def _coverage(self, parsed: ParsedQuery, ids: list[int]) -> dict[int, float]:
+        """Share of the query's content terms each keyword hit contains (its confidence).
+
+        A long description matching one of its words in a caption is weak evidence;
+        a code, a name or a phrase found whole is strong. Fusion scales the keyword
+        leg's contribution by this share, squared.
+        """
+        terms = [t for t in parsed.positive if t.content] or parsed.positive
+        docs = self.store.keyword_documents(ids)
+        out = {}
+        for image_id in ids:
+            words = f" {' '.join(_TOKEN.findall(fold(docs.get(image_id, ''))))} "
+            found = sum(f" {fold(' '.join(t.tokens))} " in words for t in terms)
+            out[image_id] = (found / len(terms)) ** 2
+        return out
 
     def _query_vector(
         self, parsed: ParsedQuery | None, image: Image.Image | None, like: int | None

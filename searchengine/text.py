@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 _BOUNDARY = re.compile(r"(?<=[^\W\d_])(?=\d)|(?<=\d)(?=[^\W\d_])")
 
@@ -40,3 +41,9 @@ STOPWORDS = frozenset(
     what which who whom this that these those am as until while photo picture image images photos
     pictures showing shows show""".split()
 )
+
+
+def fold(text: str) -> str:
+    """Lower-case and strip accents, as the keyword index's tokenizer does (café -> cafe)."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))

@@ -384,6 +384,18 @@ class Store:
         ).fetchall()
         return [(int(r[0]), float(r[1])) for r in rows]
 
+    def keyword_documents(self, ids: Sequence[int]) -> dict[int, str]:
+        """Return each image's keyword document as indexed (all fields joined)."""
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self.db.execute(
+            f"SELECT rowid, name || ' ' || folder || ' ' || caption || ' ' || tags || ' ' || ocr "
+            f"FROM search_fts WHERE rowid IN ({marks})",
+            list(ids),
+        ).fetchall()
+        return {int(r[0]): r[1] for r in rows}
+
     def match_ids(self, match: str, filters: Filters | None = None) -> np.ndarray:
         """Return the ids (int64) of every searchable image matching an FTS5 expression."""
         where, params = filter_sql(filters)
