@@ -113,6 +113,14 @@ UNRELATED = (
 
 
 CUTOFF_METHOD = "max-unrelated-v1"
+#: Vector-leg weight when even its best hit scores below the index's cutoff.
+WEAK_VECTOR_WEIGHT = 0.2
+#: A keyword hit holding this share of the query's terms is strong evidence.
+STRONG_COVERAGE = 0.75
+#: Keyword-leg weight when no hit is strong evidence.
+WEAK_KEYWORD_WEIGHT = 0.3
+#: Keyword-leg confidence multiplier for a hit that contains every query term.
+FULL_MATCH_BOOST = 3.0
 _TOKEN = re.compile(r"[^\W_]+")
 
 #: A word with letters and digits (QX-7781-B, INV2018, X2) or digit groups (25/12/2018).
@@ -292,21 +300,31 @@ class SearchEngine:
         else:
             threshold = -1.0 if mode == "keyword" or by_image else self.cutoff()
         legs: dict[str, list[tuple[int, float]]] = {}
+        weights = {"vector": 1.0, "keyword": 1.0, **(weights or {})}
+        vector_strong = keyword_strong = False
         if mode in ("hybrid", "vector"):
             qvec = self._query_vector(parsed, image, like)
             hits = self._vector_leg(qvec, depth + (like is not None), filters, parsed)
             legs["vector"] = [(i, s) for i, s in hits if s >= threshold and i != like]
+            vector_strong = by_image or (bool(hits) and hits[0][1] >= self.cutoff())
         if mode in ("hybrid", "keyword") and parsed is not None:
             match = parsed.fts_match()
             legs["keyword"] = self.store.keyword_search(match, depth, filters) if match else []
             if like is not None:
                 legs["keyword"] = [(i, s) for i, s in legs["keyword"] if i != like]
-        weights = {"vector": 1.0, "keyword": 1.0, **(weights or {})}
         if has_text and has_code(text):  # exact codes are what the keyword leg is for
             weights["keyword"] *= CODE_BOOST
         confidence = {}
         if parsed is not None and legs.get("keyword"):
             confidence["keyword"] = self._coverage(parsed, [i for i, _ in legs["keyword"]])
+            keyword_strong = max(confidence["keyword"].values()) >= STRONG_COVERAGE**2
+        if mode == "hybrid" and keyword_strong and not vector_strong:
+            # no image looks like the text, but some hold (nearly) all of its words (a
+            # name, a code, an invoice line): the words decide, vectors break ties
+            weights["vector"] *= WEAK_VECTOR_WEIGHT
+        elif mode == "hybrid" and not keyword_strong:
+            # a loose description that no image's text holds: meaning leads
+            weights["keyword"] *= WEAK_KEYWORD_WEIGHT
         if fusion == "rrf":
             fused = rrf(legs, weights, rrf_k, confidence)
         else:
@@ -341,7 +359,9 @@ class SearchEngine:
 
         A long description matching one of its words in a caption is weak evidence;
         a code, a name or a phrase found whole is strong. Fusion scales the keyword
-        leg's contribution by this share, squared.
+        leg's contribution by this share, squared, and by ``FULL_MATCH_BOOST`` when
+        every term is there: a name, a code or an invoice line found whole is the
+        strongest evidence either leg can give.
         """
         terms = [t for t in parsed.positive if t.content] or parsed.positive
         docs = self.store.keyword_documents(ids)
@@ -349,7 +369,8 @@ class SearchEngine:
         for image_id in ids:
             words = f" {' '.join(_TOKEN.findall(fold(docs.get(image_id, ''))))} "
             found = sum(f" {fold(' '.join(t.tokens))} " in words for t in terms)
-            out[image_id] = (found / len(terms)) ** 2
+            share = found / len(terms)
+            out[image_id] = share**2 * (FULL_MATCH_BOOST if found == len(terms) else 1.0)
         return out
 
     def _query_vector(

@@ -208,3 +208,11 @@ def test_cli_image_and_like(gallery, tmp_path):
     assert r.exit_code == 1 and "not an indexed image" in r.stderr
     r = runner.invoke(cli, ["search", *base])
     assert r.exit_code == 1 and "empty" in r.stderr
+
+
+def test_explain_reports_keyword_coverage(gallery):
+    _, _, engine = gallery
+    page = engine.query("wildflower honey jar", limit=3)
+    top = page.hits[0]
+    assert names(page)[0] == "wildflower_honey.jpg"
+    assert top.legs["keyword"]["coverage"] == pytest.approx((2 / 3) ** 2, abs=1e-3)  # "jar" is not there

@@ -25,3 +25,12 @@ def test_weighted_normalises_each_leg():
     assert scores == {1: 1.0, 2: pytest.approx(1.0), 3: 0.0}
     fused = weighted({"vector": [(1, 0.5), (2, 0.3)], "keyword": [(2, 10.0)]}, {"keyword": 3.0})
     assert fused[0].id == 2 and fused[0].score == pytest.approx(3.0)
+
+
+def test_confidence_scales_a_legs_contribution():
+    legs = {"vector": [(1, 0.9), (2, 0.8)], "keyword": [(2, 5.0)]}
+    assert [f.id for f in rrf(legs)] == [2, 1]
+    weak = rrf(legs, confidence={"keyword": {2: 0.01}})
+    assert [f.id for f in weak] == [1, 2]
+    assert weak[1].score == pytest.approx(1 / 62 + 0.01 / 61)
+    assert [f.id for f in weighted(legs, confidence={"keyword": {2: 0.0}})] == [1, 2]
