@@ -63,6 +63,14 @@ class ParsedQuery:
         return [t for t in self.positive if t.phrase]
 
     @property
+    def descriptive(self) -> bool:
+        """True for a sentence ("a dog runs on the beach"), False for a catalogue-style
+        phrase of names and codes ("Nike Blue Cricket Jersey"): judged by its function words."""
+        plain = [t for t in self.positive if not t.phrase]
+        function = sum(1 for t in plain if not t.content)
+        return function >= 2 or (bool(plain) and function / len(plain) >= 0.3)
+
+    @property
     def semantic_text(self) -> str:
         """What the encoder reads: the positive terms without operators."""
         return " ".join(t.text for t in self.positive)

@@ -115,6 +115,8 @@ UNRELATED = (
 CUTOFF_METHOD = "max-unrelated-v1"
 #: Vector-leg weight when even its best hit scores below the index's cutoff.
 WEAK_VECTOR_WEIGHT = 0.2
+#: Vector-leg weight for catalogue-style phrases that no image's text holds whole.
+CATALOGUE_VECTOR_WEIGHT = 0.5
 #: A keyword hit holding this share of the query's terms is strong evidence.
 STRONG_COVERAGE = 0.75
 #: Keyword-leg weight when no hit is strong evidence.
@@ -322,9 +324,13 @@ class SearchEngine:
             # no image looks like the text, but some hold (nearly) all of its words (a
             # name, a code, an invoice line): the words decide, vectors break ties
             weights["vector"] *= WEAK_VECTOR_WEIGHT
-        elif mode == "hybrid" and not keyword_strong:
-            # a loose description that no image's text holds: meaning leads
+        elif mode == "hybrid" and not keyword_strong and parsed is not None and parsed.descriptive:
+            # a sentence describing a scene, which no image's text holds: meaning leads
             weights["keyword"] *= WEAK_KEYWORD_WEIGHT
+        elif mode == "hybrid" and not keyword_strong and parsed is not None:
+            # a catalogue-style phrase (names, attributes) that no image's text holds
+            # whole: its words count for more than a label bridge can tell
+            weights["vector"] *= CATALOGUE_VECTOR_WEIGHT
         if fusion == "rrf":
             fused = rrf(legs, weights, rrf_k, confidence)
         else:
