@@ -427,10 +427,6 @@ class SearchEngine:
             scores, ids = self.vectors.search(qvec, depth)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
-    def stats(self) -> IndexStats:
-        """Return counts, encoder and index type."""
-        return index_stats(self.store, self.vectors)
-
 
 def index_stats(store: Store, vectors: VectorIndex | None = None) -> IndexStats:
     """Describe ``store`` (and its vector index, if loaded) for ``searchengine info``."""

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import colorsys
-import os
 import re
 import threading
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ from pathlib import Path
 from PIL import Image
 
 from searchengine.errors import ModelNotFound
+from searchengine.models.base import hub_offline
 from searchengine.records import Caption
 
 #: Labels at or above this probability become tags (and words of the caption).
@@ -157,7 +157,7 @@ class BlipCaptioner:
         self.source = source or self.DEFAULT
         local = Path(self.source).expanduser()
         try:
-            kwargs = {"local_files_only": _offline() or local.is_dir()}
+            kwargs = {"local_files_only": hub_offline() or local.is_dir()}
             where = str(local) if local.is_dir() else self.source
             self.processor = BlipProcessor.from_pretrained(where, **kwargs)
             self.model = BlipForConditionalGeneration.from_pretrained(where, **kwargs).eval()
@@ -189,7 +189,3 @@ class BlipCaptioner:
             words = [w for w in re.findall(r"[a-z]+", text.lower()) if w not in _STOPWORDS]
             out.append(Caption(text[0].upper() + text[1:], tuple(dict.fromkeys(words))))
         return out
-
-
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from searchengine.errors import ModelNotFound
-from searchengine.models.base import l2_normalize
+from searchengine.models.base import hub_offline, l2_normalize
 from searchengine.records import EncoderId
 
 log = logging.getLogger(__name__)
@@ -60,21 +60,6 @@ def cached_weights(arch: str, pretrained: str) -> Path | None:
         if path.is_file():
             return path
     return None
-
-
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
-
-
-def weight_licence(pretrained: str) -> str:
-    """Return the licence of open_clip pretrained weights, as far as the tag tells."""
-    if pretrained == RANDOM:
-        return "none (random weights)"
-    if Path(pretrained).expanduser().is_file():
-        return "unknown (local checkpoint): check its source"
-    if pretrained.startswith(("laion", "openai", "datacomp", "commonpool", "dfn", "metaclip")):
-        return "MIT (model card) - training data terms may apply"
-    return "see the open_clip model card for this tag"
 
 
 @contextlib.contextmanager
@@ -138,7 +123,7 @@ class OpenClipEmbedder:
                     " (or pass a local checkpoint file, or 'random' for tests)"
                 )
         source = cached_weights(arch, pretrained)
-        if source is None and pretrained != RANDOM and _offline():
+        if source is None and pretrained != RANDOM and hub_offline():
             raise ModelNotFound(
                 f"open_clip weights {arch}:{pretrained} are not in the cache and HF_HUB_OFFLINE is "
                 "set. Download them where the hub is reachable, or pass a local checkpoint: "
