@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -17,9 +18,9 @@ WORKING_SIDE = 640
 
 
 def load_image(
-    path: str | Path, max_pixels: int = 100_000_000, max_side: int = WORKING_SIDE
+    path: str | Path | BinaryIO, max_pixels: int = 100_000_000, max_side: int = WORKING_SIDE
 ) -> tuple[Image.Image, dict]:
-    """Decode ``path`` into a small RGB image plus its file facts.
+    """Decode ``path`` (a file, or a binary stream such as an upload) into a small RGB image.
 
     GIFs and other animations give their first frame; EXIF orientation is applied;
     transparency is flattened on white. The returned image is at most
@@ -30,9 +31,10 @@ def load_image(
     :raises UnsupportedImage: with the reason to record (empty, not an image,
         truncated, too large, unreadable).
     """
-    path = Path(path)
+    if not hasattr(path, "read"):
+        path = Path(path)
     try:
-        if path.stat().st_size == 0:
+        if _size(path) == 0:
             raise UnsupportedImage("empty file (0 bytes)")
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -66,6 +68,14 @@ def load_image(
         raise UnsupportedImage(f"corrupt image: {exc}") from None
     out.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
     return out, {"width": width, "height": height, "format": fmt}
+
+
+def _size(source: Path | BinaryIO) -> int:
+    if isinstance(source, Path):
+        return source.stat().st_size
+    end = source.seek(0, 2)
+    source.seek(0)
+    return end
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:

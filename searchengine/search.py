@@ -18,7 +18,7 @@ from searchengine.models.registry import create_embedder
 from searchengine.query import NEGATIVE_STRENGTH, ParsedQuery, parse_query
 from searchengine.records import EncoderId, Filters, IndexStats, SearchHit
 from searchengine.store.db import DB_NAME, Store, mismatch_error
-from searchengine.store.vectors import VectorIndex
+from searchengine.store.vectors import VectorCache, VectorIndex
 from searchengine.text import fold
 
 
@@ -152,13 +152,16 @@ class SearchPage:
 class SearchEngine:
     """Answers text queries from a store, its FAISS index and its encoder."""
 
-    def __init__(self, store: Store, embedder: Embedder | None, vectors: VectorIndex | None = None) -> None:
-        """:param embedder: None for a keyword-only engine (no model, no FAISS needed)."""
+    def __init__(self, store: Store, embedder: Embedder | None, vectors: VectorCache | None = None) -> None:
+        """:param embedder: None for a keyword-only engine (no model, no FAISS needed).
+        :param vectors: a FAISS cache shared with other engines on the same index (the
+            web app makes one engine per thread, each with its own SQLite connection).
+        """
         recorded = store.encoder()
         if embedder is not None and recorded is not None and recorded != embedder.id:
             raise mismatch_error(store.dir, recorded, embedder.id)
         self.store, self.embedder = store, embedder
-        self.vectors = vectors or (VectorIndex.open(store, embedder.id.dim) if embedder else None)
+        self._cache = vectors or (VectorCache(embedder.id.dim) if embedder else None)
 
     @classmethod
     def open(cls, settings: Settings, model: str | None = None) -> SearchEngine:
@@ -170,10 +173,10 @@ class SearchEngine:
     def encoder(self) -> EncoderId | None:
         return self.embedder.id if self.embedder else self.store.encoder()
 
-    def refresh(self) -> None:
-        """Reload the vector index if the store changed since it was loaded."""
-        if self.vectors.generation != self.store.generation():
-            self.vectors = VectorIndex.open(self.store, self.embedder.id.dim)
+    @property
+    def vectors(self) -> VectorIndex:
+        """The FAISS index, reloaded when the store changed since it was loaded."""
+        return self._cache.get(self.store)
 
     def search(self, query: str, k: int = 10, mode: str = "vector") -> list[SearchHit]:
         """Return the ``k`` best images for ``query``, best first.
@@ -199,7 +202,6 @@ class SearchEngine:
             raise SearchEngineError("the query is empty: describe what to find")
         if k <= 0:
             raise SearchEngineError(f"k must be positive, got {k}")
-        self.refresh()
         scores, ids = self.vectors.search(self.embedder.embed_texts(cleaned), k)
         records = self.store.images_by_id({int(i) for i in ids.ravel() if i >= 0})
         out = []
@@ -231,20 +233,24 @@ class SearchEngine:
         what "nothing relevant" scores in this index with this encoder; a vector hit
         must reach the best of those.
         """
-        generation = self.store.generation()
-        key = {"generation": generation, "encoder": self.encoder.spec, "method": CUTOFF_METHOD}
-        cached = self.store.get_meta("cutoff")
-        if cached:
-            data = json.loads(cached)
-            if all(data.get(k) == v for k, v in key.items()):
-                return float(data["threshold"])
-        self.refresh()
-        if self.vectors.ntotal == 0:
-            return 1.0
-        scores, _ = self.vectors.search(self.embedder.embed_texts(list(UNRELATED)), 1)
-        threshold = float(scores[:, 0].max())
-        self.store.set_meta("cutoff", json.dumps({**key, "threshold": threshold}))
-        return threshold
+        vectors = self.vectors
+        key = {"generation": vectors.generation, "encoder": self.encoder.spec, "method": CUTOFF_METHOD}
+
+        def compute() -> float:
+            cached = self.store.get_meta("cutoff")
+            if cached:
+                data = json.loads(cached)
+                if all(data.get(k) == v for k, v in key.items()):
+                    return float(data["threshold"])
+            if vectors.ntotal == 0:
+                return 1.0
+            scores, _ = vectors.search(self.embedder.embed_texts(list(UNRELATED)), 1)
+            threshold = float(scores[:, 0].max())
+            # best effort: while an index run holds the write lock, keep it in memory only
+            self.store.set_meta("cutoff", json.dumps({**key, "threshold": threshold}), wait=False)
+            return threshold
+
+        return self._cache.memo(("cutoff", self.encoder.spec), compute)
 
     def query(
         self,
@@ -409,8 +415,8 @@ class SearchEngine:
     def _vector_leg(
         self, qvec: np.ndarray, depth: int, filters: Filters | None, parsed: ParsedQuery | None
     ) -> list[tuple[int, float]]:
-        self.refresh()
-        if self.vectors.ntotal == 0:
+        vectors = self.vectors
+        if vectors.ntotal == 0:
             return []
         allowed = None
         if filters is not None and filters.active:
@@ -422,9 +428,9 @@ class SearchEngine:
         if allowed is not None:
             if len(allowed) == 0:
                 return []
-            scores, ids = self.vectors.search(qvec, min(depth, len(allowed)), allowed=allowed)
+            scores, ids = vectors.search(qvec, min(depth, len(allowed)), allowed=allowed)
         else:
-            scores, ids = self.vectors.search(qvec, depth)
+            scores, ids = vectors.search(qvec, depth)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
 

@@ -23,6 +23,7 @@ from searchengine.store.schema import migrate
 from searchengine.text import name_and_folder, split_letters_digits
 
 DB_NAME = "index.db"
+BUSY_TIMEOUT_MS = 30_000
 
 _IMAGE_COLUMNS = "id, path, root, sha256, size, mtime_ns, width, height, format, status, error"
 _WRITE_COLUMNS = (
@@ -85,7 +86,9 @@ class Store:
         except OSError as exc:
             raise SearchEngineError(f"cannot create the index folder {self.dir}: {exc.strerror}") from None
         self.path = self.dir / DB_NAME
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+        )
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -107,9 +110,25 @@ class Store:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
         return row[0] if row else None
 
-    def set_meta(self, key: str, value: str) -> None:
-        with self.db.atomic():
-            self.db["meta"].upsert({"key": key, "value": value}, pk="key")
+    def set_meta(self, key: str, value: str, wait: bool = True) -> bool:
+        """Store one meta value; returns whether it was written.
+
+        :param wait: False gives up at once (returning False) while another
+            connection (an index run) holds the write lock, for caches only.
+        """
+        if wait:
+            with self.db.atomic():
+                self.db["meta"].upsert({"key": key, "value": value}, pk="key")
+            return True
+        conn = self.db.conn
+        conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", [key, value])
+            return True
+        except sqlite3.OperationalError:
+            return False
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
 
     def encoder(self) -> EncoderId | None:
         """Return the encoder this index's vectors were made with, if any yet."""
@@ -438,6 +457,45 @@ class Store:
             "ocr_engine": ocr[1] if ocr else None,
             "ocr_lines": [{"text": t, "confidence": round(c, 4), "box": json.loads(b)} for t, c, b in lines],
             "stages": {st: {"tool": tool, "error": err} for st, tool, err in stages},
+        }
+
+    def captions_of(self, ids: Sequence[int]) -> dict[int, str]:
+        """Return the caption of each of ``ids`` that has one."""
+        ids = [int(i) for i in ids]
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self.db.execute(f"SELECT image_id, text FROM captions WHERE image_id IN ({marks})", ids)
+        return {int(r[0]): r[1] for r in rows.fetchall()}
+
+    def facet_counts(self, top_tags: int = 100) -> dict[str, list[tuple[str, int]]]:
+        """Return what searchable images can be filtered by: folders, formats, tags, with counts.
+
+        Folders are every folder holding images (each counted with its subfolders),
+        most images first within each root.
+        """
+        folders: dict[str, int] = {}
+        for path, root in self.db.execute("SELECT path, root FROM images WHERE status = 'ok'"):
+            folder = path.rsplit("/", 1)[0]
+            while True:
+                folders[folder] = folders.get(folder, 0) + 1
+                if folder == root or len(folder) <= len(root) or "/" not in folder:
+                    break
+                folder = folder.rsplit("/", 1)[0]
+        formats = self.db.execute(
+            "SELECT upper(format), count(*) FROM images WHERE status = 'ok' AND format IS NOT NULL "
+            "GROUP BY upper(format) ORDER BY count(*) DESC, 1"
+        ).fetchall()
+        tags = self.db.execute(
+            "SELECT lower(t.value), count(*) FROM captions c JOIN images i ON i.id = c.image_id, "
+            "json_each(c.tags) t WHERE i.status = 'ok' GROUP BY lower(t.value) "
+            "ORDER BY count(*) DESC, 1 LIMIT ?",
+            [top_tags],
+        ).fetchall()
+        return {
+            "folders": sorted(folders.items()),
+            "formats": [(f, n) for f, n in formats],
+            "tags": [(t, n) for t, n in tags],
         }
 
     def failures(self) -> list[ImageRecord]:

@@ -10,6 +10,9 @@ import json
 import logging
 import math
 import os
+import threading
+import time
+import uuid
 from pathlib import Path
 
 import faiss
@@ -106,7 +109,8 @@ class VectorIndex:
 
     def save(self, index_dir: Path) -> None:
         """Write the index and its state file, each by atomic rename."""
-        tmp_index = index_dir / f".{INDEX_NAME}.{os.getpid()}.tmp"
+        token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"  # unique per writer, threads included
+        tmp_index = index_dir / f".{INDEX_NAME}.{token}.tmp"
         faiss.write_index(self.index, str(tmp_index))
         os.replace(tmp_index, index_dir / INDEX_NAME)
         state = {
@@ -115,7 +119,7 @@ class VectorIndex:
             "key": self.key,
             "dim": int(self.index.d),
         }
-        tmp_state = index_dir / f".{STATE_NAME}.{os.getpid()}.tmp"
+        tmp_state = index_dir / f".{STATE_NAME}.{token}.tmp"
         tmp_state.write_text(json.dumps(state))
         os.replace(tmp_state, index_dir / STATE_NAME)
 
@@ -143,3 +147,54 @@ class VectorIndex:
         else:
             params = faiss.SearchParameters(sel=sel)
         return self.index.search(x, k, params=params)
+
+
+class VectorCache:
+    """The current FAISS index of one index folder, shared by threads and swapped atomically.
+
+    Readers get whichever index is current; when the store's generation moves on,
+    one thread reloads (or rebuilds) it while the others keep searching the old one.
+    ``min_interval`` bounds how often that happens while an index run keeps changing
+    the store (0: reload at once, as the CLI needs).
+    """
+
+    def __init__(self, dim: int, min_interval: float = 0.0) -> None:
+        self.dim, self.min_interval = dim, min_interval
+        self._current: VectorIndex | None = None
+        self._loaded_at = 0.0
+        self._lock = threading.Lock()
+        self._memo: dict[tuple, object] = {}
+
+    @property
+    def current(self) -> VectorIndex | None:
+        """The index last loaded, if any (no reload)."""
+        return self._current
+
+    def get(self, store: Store) -> VectorIndex:
+        """Return an index no staler than ``min_interval`` seconds (exact when it is 0)."""
+        current = self._current
+        if current is not None:
+            if current.generation == store.generation():
+                return current
+            if time.monotonic() - self._loaded_at < self.min_interval:
+                return current
+            if not self._lock.acquire(blocking=False):
+                return current  # another thread is reloading: search the old one meanwhile
+        else:
+            self._lock.acquire()
+        try:
+            if self._current is None or self._current.generation != store.generation():
+                self._current = VectorIndex.open(store, self.dim)
+                self._memo.clear()
+            self._loaded_at = time.monotonic()
+            return self._current
+        finally:
+            self._lock.release()
+
+    def memo(self, key: tuple, compute):
+        """Return ``compute()`` cached for the current index generation (e.g. its cutoff)."""
+        gen = self._current.generation if self._current else None
+        full = (gen, *key)
+        if full not in self._memo:
+            self._memo[full] = compute()
+        return self._memo[full]
