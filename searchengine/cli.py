@@ -1,7 +1,7 @@
 """The ``searchengine`` command: a thin edge over the core and the indexer.
 
 This module is the one place in the ``searchengine`` package allowed to import
-the edges' packages (``indexer``, later ``web``); the core never does.
+the edges' packages (``indexer``, ``web``); the core never does.
 """
 
 from __future__ import annotations
@@ -528,6 +528,80 @@ def show(image, index, as_json) -> None:
         for line in data["ocr_lines"]:
             (x0, y0), (x1, y1) = line["box"][0], line["box"][2]
             click.echo(f"  {line['confidence']:.2f}  ({x0:.0f},{y0:.0f})-({x1:.0f},{y1:.0f})  {line['text']}")
+
+
+@cli.command()
+@index_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option(
+    "--root",
+    "roots",
+    multiple=True,
+    type=click.Path(file_okay=False),
+    help="A folder the service may index (repeatable) [default: the folders the index holds].",
+)
+@click.option("--reindex", is_flag=True, help="Start updating the index from the roots at once.")
+@click.option(
+    "--api-key",
+    envvar="SE_API_KEY",
+    default=None,
+    help="Key (X-API-Key header) required by indexing endpoints [env SE_API_KEY; default none].",
+)
+@click.option(
+    "--cors-origin",
+    "cors_origins",
+    multiple=True,
+    metavar="ORIGIN",
+    help="Let pages from ORIGIN call the API (repeatable) [default: CORS off].",
+)
+@click.option(
+    "--max-upload-mb",
+    type=click.FloatRange(min=0.1),
+    default=20.0,
+    show_default=True,
+    help="Largest request body (image uploads).",
+)
+@click.option("--captioner", metavar="SPEC", default=None, help="For index runs, as for index.")
+@click.option("--ocr", metavar="SPEC", default=None, help="For index runs, as for index.")
+def serve(index, host, port, roots, reindex, api_key, cors_origins, max_upload_mb, captioner, ocr) -> None:
+    """Run the web page and the HTTP API (docs at /docs) over one index."""
+    import uvicorn
+
+    from web.app import create_app
+    from web.service import Service, ServiceConfig
+
+    s = _settings(index, None, captioner=captioner, ocr=ocr)
+    for root in roots:
+        if not Path(root).expanduser().is_dir():
+            raise click.ClickException(f"not a folder: {root}")
+    if not roots and not (s.index_path / "index.db").is_file():
+        raise click.ClickException(
+            f"no index at {s.index_path}: build one with 'searchengine index FOLDER', "
+            "or serve with --root FOLDER --reindex"
+        )
+    if reindex and not roots:
+        raise click.ClickException("--reindex needs the folders to index: --root FOLDER")
+    service = Service(
+        ServiceConfig(
+            settings=s,
+            roots=tuple(str(Path(r).expanduser().resolve()) for r in roots),
+            api_key=api_key or None,
+            cors_origins=tuple(cors_origins),
+            max_upload_bytes=int(max_upload_mb * 1024 * 1024),
+        )
+    )
+    if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
+        click.echo(
+            f"warning: listening on {host} without --api-key: anyone who can reach it may start index runs",
+            err=True,
+        )
+    click.echo(f"index:   {service.index_dir}", err=True)
+    service.warm_up()
+    if reindex:
+        service.start_index()
+    click.echo(f"serving: http://{host}:{port}/  (API docs at /docs)", err=True)
+    uvicorn.run(create_app(service=service), host=host, port=port, log_level="warning")
 
 
 @cli.command()

@@ -310,6 +310,7 @@ class SearchEngine:
         legs: dict[str, list[tuple[int, float]]] = {}
         weights = {"vector": 1.0, "keyword": 1.0, **(weights or {})}
         vector_strong = keyword_strong = False
+        coverage: dict[int, float] = {}
         if mode in ("hybrid", "vector"):
             qvec = self._query_vector(parsed, image, like)
             hits = self._vector_leg(qvec, depth + (like is not None), filters, parsed)
@@ -324,7 +325,10 @@ class SearchEngine:
             weights["keyword"] *= CODE_BOOST
         confidence = {}
         if parsed is not None and legs.get("keyword"):
-            confidence["keyword"] = self._coverage(parsed, [i for i, _ in legs["keyword"]])
+            coverage = self._coverage(parsed, [i for i, _ in legs["keyword"]])
+            confidence["keyword"] = {
+                i: share**2 * (FULL_MATCH_BOOST if share == 1.0 else 1.0) for i, share in coverage.items()
+            }
             keyword_strong = max(confidence["keyword"].values()) >= STRONG_COVERAGE**2
         if mode == "hybrid" and keyword_strong and not vector_strong:
             # no image looks like the text, but some hold (nearly) all of its words (a
@@ -356,7 +360,7 @@ class SearchEngine:
                     leg: {
                         "rank": ls.rank,
                         "score": ls.score,
-                        **({"coverage": round(confidence[leg][f.id], 3)} if leg in confidence else {}),
+                        **({"coverage": round(coverage[f.id], 3)} if leg == "keyword" and coverage else {}),
                     }
                     for leg, ls in f.legs.items()
                 },
@@ -367,7 +371,7 @@ class SearchEngine:
         return SearchPage(hits, len(fused), offset, limit, threshold, mode, fusion)
 
     def _coverage(self, parsed: ParsedQuery, ids: list[int]) -> dict[int, float]:
-        """Share of the query's content terms each keyword hit contains (its confidence).
+        """Share of the query's content terms each keyword hit contains.
 
         A long description matching one of its words in a caption is weak evidence;
         a code, a name or a phrase found whole is strong. Fusion scales the keyword
@@ -381,8 +385,7 @@ class SearchEngine:
         for image_id in ids:
             words = f" {' '.join(_TOKEN.findall(fold(docs.get(image_id, ''))))} "
             found = sum(f" {fold(' '.join(t.tokens))} " in words for t in terms)
-            share = found / len(terms)
-            out[image_id] = share**2 * (FULL_MATCH_BOOST if found == len(terms) else 1.0)
+            out[image_id] = found / len(terms)
         return out
 
     def _query_vector(

@@ -1,0 +1,103 @@
+"""Fixtures for the web app: a small indexed gallery with text, and clients over it."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from indexer.pipeline import Indexer
+from searchengine.config import Settings
+from searchengine.records import Caption, OcrLine, OcrResult
+from searchengine.store.db import Store
+from tests.conftest import make_image, write_images
+
+
+class LabelOcr:
+    """Reads a plain 64x48 image's colour name, OTHER elsewhere (a deterministic stand-in)."""
+
+    id = "label-ocr:1"
+
+    def read(self, image, scale=1.0):
+        r, g, b = image.getpixel((0, 0))
+        word = "OTHER"
+        if image.size == (64, 48):
+            word = "RED" if r > 150 else "BLUE"
+        return OcrResult((OcrLine(f"{word} LABEL QX-{r:03d}", 0.93, ((2, 3), (30, 3), (30, 12), (2, 12))),))
+
+
+class TagCaptioner:
+    id = "tag-cap:1"
+
+    def caption(self, images, texts=None):
+        return [Caption(f"a square saying {t.lower()}", ("square", t.split()[0].lower())) for t in texts]
+
+
+def build_gallery(root: Path, index: Path, embedder) -> None:
+    """Index ``root`` (plain-colour and random images, a subfolder) with fake text stages."""
+    write_images(root, 5)
+    write_images(root / "sub", 3, prefix="nested", start=40)
+    make_image((220, 20, 20), size=(64, 48)).save(root / "red.png")
+    make_image((20, 20, 220), size=(64, 48)).save(root / "blue.jpg")
+    store = Store(index)
+    Indexer(store, embedder, captioner=TagCaptioner(), ocr=LabelOcr()).run(root)
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def gallery(tmp_path_factory, tiny_embedder):
+    """``(root, index)``: an indexed folder shared by a module's read-only tests."""
+    base = tmp_path_factory.mktemp("web-gallery")
+    root, index = base / "photos", base / "index"
+    build_gallery(root, index, tiny_embedder)
+    return root, index
+
+
+def make_client(index: Path, **config):
+    from fastapi.testclient import TestClient
+
+    from web.app import create_app
+    from web.service import ServiceConfig
+
+    app = create_app(ServiceConfig(settings=Settings(index_path=index), **config))
+    return TestClient(app, raise_server_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def client(gallery):
+    return make_client(gallery[1])
+
+
+class LiveServer:
+    """uvicorn serving an app on a free loopback port, in a thread."""
+
+    def __init__(self, app) -> None:
+        import uvicorn
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)

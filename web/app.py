@@ -1,0 +1,428 @@
+"""The FastAPI app: the HTTP API and the web page, a thin edge over the core.
+
+Run it with ``searchengine serve``; build it in code with :func:`create_app`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sqlite3
+import time
+from datetime import date, datetime
+from datetime import time as dtime
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, File, HTTPException, Query, Request, UploadFile
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.security import APIKeyHeader
+from fastapi.staticfiles import StaticFiles
+
+from searchengine.errors import (
+    IndexMismatch,
+    IndexNotBuilt,
+    ModelNotFound,
+    SearchEngineError,
+    UnsupportedImage,
+)
+from searchengine.imaging import load_image
+from searchengine.records import Filters, ImageRecord
+from searchengine.search import SearchPage, index_stats
+from web import schemas
+from web.service import Busy, Forbidden, NotFound, Service, ServiceConfig
+
+STATIC = Path(__file__).parent / "static"
+INT64 = (-(2**63), 2**63 - 1)
+MEDIA_TYPES = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+    "GIF": "image/gif",
+    "BMP": "image/bmp",
+    "TIFF": "image/tiff",
+    "MPO": "image/jpeg",
+}
+ERRORS = {
+    400: {"model": schemas.Error, "description": "Bad request"},
+    404: {"model": schemas.Error, "description": "Not found"},
+    409: {"model": schemas.Error, "description": "The index is empty or built with another encoder"},
+}
+
+api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="Set by serve --api-key.")
+
+
+class _BodyTooLarge(HTTPException):
+    pass
+
+
+class BodyLimit:
+    """Refuse request bodies over ``max_bytes`` with 413, before they are parsed or stored."""
+
+    def __init__(self, app, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        message = f"the request body is over the limit of {self.max_bytes:,} bytes"
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            response = JSONResponse({"detail": message}, status_code=413)
+            return await response(scope, receive, send)
+        seen = 0
+
+        async def limited():
+            nonlocal seen
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _BodyTooLarge(413, message)
+            return msg
+
+        return await self.app(scope, limited, send)
+
+
+def _day_ns(day: date | None, end: bool = False) -> int | None:
+    """A day (local time) -> its first (or last) nanosecond since the epoch, clamped to int64."""
+    if day is None:
+        return None
+    try:
+        moment = datetime.combine(day, dtime.max if end else dtime.min)
+        ns = int(moment.timestamp() * 1e9)
+    except (OverflowError, ValueError, OSError):
+        ns = INT64[1] if day.year > 1970 else INT64[0]
+    return max(INT64[0], min(INT64[1], ns))
+
+
+def _folder(path: str) -> str:
+    return path.rsplit("/", 1)[0]
+
+
+def _urls(image_id: int) -> dict:
+    return {"thumbnail": f"/api/images/{image_id}/thumbnail", "file": f"/api/images/{image_id}/file"}
+
+
+def create_app(config: ServiceConfig | None = None, service: Service | None = None) -> FastAPI:
+    """Build the app over one index (``config.settings.index_path``)."""
+    service = service or Service(config or ServiceConfig())
+    config = service.config
+    app = FastAPI(
+        title="searchengine",
+        summary="Find images by what they show and by the text in them.",
+        version=_version(),
+        responses={422: {"description": "Invalid parameters"}},
+    )
+    app.state.service = service
+    app.add_middleware(BodyLimit, max_bytes=config.max_upload_bytes)
+    if config.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(config.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["X-API-Key", "Content-Type"],
+        )
+
+    @app.middleware("http")
+    async def _headers(request: Request, call_next):
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        return response
+
+    statuses = {
+        NotFound: 404,
+        Forbidden: 403,
+        Busy: 409,
+        IndexNotBuilt: 409,
+        IndexMismatch: 409,
+        ModelNotFound: 503,
+    }
+
+    @app.exception_handler(SearchEngineError)
+    async def _known(request: Request, exc: SearchEngineError):
+        status = next((code for cls, code in statuses.items() if isinstance(exc, cls)), 400)
+        return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    @app.exception_handler(sqlite3.DatabaseError)
+    async def _database(request: Request, exc: sqlite3.DatabaseError):
+        return JSONResponse({"detail": f"the index database is busy or unusable: {exc}"}, status_code=503)
+
+    def require_key(key: Annotated[str | None, Depends(api_key_header)]) -> None:
+        if config.api_key is None:
+            return
+        if key is None or not secrets.compare_digest(key.encode(), config.api_key.encode()):
+            raise HTTPException(401, "missing or wrong API key: send it in the X-API-Key header")
+
+    # -- search ------------------------------------------------------------------------
+    def run_search(params: schemas.SearchParams, image=None) -> schemas.SearchResponse:
+        started = time.perf_counter()
+        has_text = bool(params.q and params.q.strip())
+        engine = service.engine(need_encoder=params.mode != "keyword" or image is not None)
+        if params.like is not None:
+            rec = service.record(params.like)
+            if rec.status != "ok":
+                raise NotFound(f"image {params.like} is not searchable ({rec.error})")
+        filters = Filters(
+            folder=params.folder.rstrip("/") or "/" if params.folder else None,
+            formats=tuple(
+                {"JPG": "JPEG", "TIF": "TIFF"}.get(t.upper().lstrip("."), t.upper().lstrip("."))
+                for t in params.type
+                if t.strip()
+            ),
+            modified_after=_day_ns(params.after),
+            modified_before=_day_ns(params.before, end=True),
+            min_bytes=params.min_size,
+            max_bytes=params.max_size,
+            tags=tuple(t for t in params.tag if t.strip()),
+        )
+        page: SearchPage = engine.query(
+            params.q if has_text else None,
+            image=image,
+            like=params.like,
+            limit=params.limit,
+            offset=params.offset,
+            mode=params.mode,
+            fusion=params.fusion,
+            rrf_k=params.rrf_k,
+            weights={"vector": params.vector_weight, "keyword": params.keyword_weight},
+            filters=filters if filters.active else None,
+            min_score=params.min_score,
+        )
+        captions = engine.store.captions_of([h.id for h in page.hits])
+        results = [
+            schemas.Hit(
+                id=h.id,
+                rank=h.rank,
+                score=round(h.score, 6),
+                path=h.path,
+                name=os.path.basename(h.path),
+                folder=_folder(h.path),
+                width=h.width,
+                height=h.height,
+                format=h.format,
+                caption=captions.get(h.id),
+                legs=h.legs if params.explain else None,
+                **_urls(h.id),
+            )
+            for h in page.hits
+        ]
+        return schemas.SearchResponse(
+            query=params.q,
+            image_query=image is not None,
+            like=params.like,
+            mode=page.mode,
+            fusion=page.fusion,
+            encoder=engine.encoder.spec if engine.encoder else None,
+            total=page.total,
+            offset=page.offset,
+            limit=page.limit,
+            cutoff=round(page.cutoff, 6) if page.cutoff > -1 else None,
+            took_ms=round((time.perf_counter() - started) * 1000, 1),
+            results=results,
+        )
+
+    @app.get("/api/search", response_model=schemas.SearchResponse, responses=ERRORS, tags=["search"])
+    def search(params: Annotated[schemas.SearchParams, Query()]):
+        """Search by text, by an indexed image (`like`), or both, fused into one explained ranking."""
+        return run_search(params)
+
+    @app.post(
+        "/api/search",
+        response_model=schemas.SearchResponse,
+        responses={**ERRORS, 413: {"model": schemas.Error}, 415: {"model": schemas.Error}},
+        tags=["search"],
+    )
+    def search_by_image(
+        params: Annotated[schemas.SearchParams, Query()],
+        image: Annotated[UploadFile, File(description="An image to find similar ones to.")],
+    ):
+        """Search with an uploaded image (alone, or with `q`: "like this, but red")."""
+        try:
+            query_image, _ = load_image(image.file, max_pixels=config.max_upload_pixels)
+        except UnsupportedImage as exc:
+            status = 413 if "too large" in str(exc) else 415
+            raise HTTPException(status, f"the upload cannot be used as a query image: {exc}") from None
+        return run_search(params, image=query_image)
+
+    # -- images ------------------------------------------------------------------------
+    def detail(rec: ImageRecord) -> schemas.ImageDetail:
+        text = service.store().image_text(rec.id)
+        return schemas.ImageDetail(
+            id=rec.id,
+            path=rec.path,
+            name=os.path.basename(rec.path),
+            folder=_folder(rec.path),
+            root=rec.root,
+            status=rec.status,
+            error=rec.error,
+            size=rec.size,
+            modified=datetime.fromtimestamp(rec.mtime_ns / 1e9).astimezone().isoformat(timespec="seconds"),
+            width=rec.width,
+            height=rec.height,
+            format=rec.format,
+            sha256=rec.sha256,
+            caption=text["caption"],
+            caption_model=text["caption_model"],
+            tags=text["tags"],
+            ocr_text=text["ocr_text"],
+            ocr_engine=text["ocr_engine"],
+            ocr_lines=text["ocr_lines"],
+            stages=text["stages"],
+            **_urls(rec.id),
+        )
+
+    @app.get("/api/images/lookup", response_model=schemas.ImageDetail, responses=ERRORS, tags=["images"])
+    def image_by_path(path: Annotated[str, Query(max_length=4096, description="An indexed file's path.")]):
+        """What the index knows of the image at exactly this indexed path."""
+        rec = service.store().image_by_path(path) if "\x00" not in path else None
+        if rec is None:
+            raise NotFound("no indexed image has this path")
+        return detail(rec)
+
+    @app.get("/api/images/{image_id}", response_model=schemas.ImageDetail, responses=ERRORS, tags=["images"])
+    def image(image_id: Annotated[int, _id_param()]):
+        """File facts, caption, tags and OCR lines (with boxes) of one image."""
+        return detail(service.record(image_id))
+
+    @app.get(
+        "/api/images/{image_id}/thumbnail",
+        response_class=FileResponse,
+        responses={**ERRORS, 403: {"model": schemas.Error}, 200: {"content": {"image/webp": {}}}},
+        tags=["images"],
+    )
+    def thumbnail(
+        image_id: Annotated[int, _id_param()],
+        size: Annotated[int, Query(ge=16, le=1024, description="Longest side in pixels.")] = 256,
+    ):
+        """A WebP thumbnail, made on first request and cached with the index."""
+        rec = service.record(image_id)
+        try:
+            path = service.thumbnail(rec, size)
+        except UnsupportedImage as exc:
+            raise NotFound(f"image {image_id} cannot be read any more ({exc}): re-index its folder") from None
+        return FileResponse(
+            path, media_type="image/webp", headers={"Cache-Control": "public, max-age=86400, immutable"}
+        )
+
+    @app.get(
+        "/api/images/{image_id}/file",
+        response_class=FileResponse,
+        responses={**ERRORS, 403: {"model": schemas.Error}, 200: {"content": {"image/*": {}}}},
+        tags=["images"],
+    )
+    def original(image_id: Annotated[int, _id_param()]):
+        """The original file, as indexed (only files inside an indexed folder are served)."""
+        rec = service.record(image_id)
+        path = service.servable(rec)
+        return FileResponse(
+            path,
+            media_type=MEDIA_TYPES.get(rec.format or "", "application/octet-stream"),
+            filename=os.path.basename(rec.path),
+            content_disposition_type="inline",
+        )
+
+    @app.get("/api/filters", response_model=schemas.FilterOptions, tags=["search"])
+    def filters():
+        """What searches can be filtered by: folders, types and tags, with image counts."""
+        facets = service.store().facet_counts()
+        return schemas.FilterOptions(
+            folders=[{"value": v, "count": n} for v, n in facets["folders"]],
+            types=[{"value": v, "count": n} for v, n in facets["formats"]],
+            tags=[{"value": v, "count": n} for v, n in facets["tags"]],
+        )
+
+    # -- index -------------------------------------------------------------------------
+    @app.get("/api/stats", response_model=schemas.Stats, tags=["index"])
+    def stats():
+        """What the index holds: counts, encoder, roots, failures and the index run."""
+        store = service.store()
+        data = index_stats(store)
+        enc = data.encoder
+        return schemas.Stats(
+            path=data.path,
+            encoder=enc.spec if enc else None,
+            dim=enc.dim if enc else None,
+            images=data.images,
+            ok=data.ok,
+            failed=data.failed,
+            vectors=data.vectors,
+            faiss_key=service.faiss_key(),
+            captions=data.captions,
+            ocr=data.ocr,
+            with_text=data.with_text,
+            stage_errors=data.stage_errors,
+            roots=data.roots,
+            failures=[{"path": f.path, "error": f.error} for f in store.failures()[:100]],
+            indexing=_job(service),
+        )
+
+    @app.get("/api/health", response_model=schemas.Health, tags=["index"])
+    def health():
+        """Liveness: the index opens and answers."""
+        store = service.store()
+        enc = store.encoder()
+        return schemas.Health(
+            status="ok",
+            index=str(store.dir),
+            images=store.counts()["ok"],
+            encoder=enc.spec if enc else None,
+            indexing=service.indexing,
+        )
+
+    @app.get("/api/index", response_model=schemas.JobStatus, tags=["index"])
+    def index_status():
+        """Progress of the current (or last) index run: counts, rate and ETA."""
+        return _job(service)
+
+    @app.post(
+        "/api/index",
+        response_model=schemas.JobStatus,
+        status_code=202,
+        dependencies=[Depends(require_key)],
+        responses={
+            400: {"model": schemas.Error},
+            401: {"model": schemas.Error},
+            403: {"model": schemas.Error},
+            409: {"model": schemas.Error, "description": "A run is already in progress"},
+        },
+        tags=["index"],
+    )
+    def start_index(request: schemas.IndexRequest | None = None):
+        """Start (re)indexing an allowed folder (or all of them) in the background.
+
+        Searches keep working meanwhile; follow progress with `GET /api/index`.
+        """
+        request = request or schemas.IndexRequest()
+        service.start_index(request.root, retry_failed=request.retry_failed)
+        return _job(service)
+
+    # -- the page ------------------------------------------------------------------------
+    @app.get("/", include_in_schema=False)
+    def page():
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+def _id_param():
+    from fastapi import Path as PathParam
+
+    return PathParam(ge=1, le=INT64[1], description="Image id.")
+
+
+def _job(service: Service) -> schemas.JobStatus:
+    job = service.job()
+    return schemas.JobStatus(**{k: getattr(job, k) for k in schemas.JobStatus.model_fields})
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("searchengine")
+    except PackageNotFoundError:
+        return "0+unknown"

@@ -1,0 +1,202 @@
+"""Request and response models of the HTTP API (they make its OpenAPI schema)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+INT64_MAX = 2**63 - 1
+
+
+def _no_nul(value):
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    if isinstance(value, list) and any("\x00" in v for v in value):
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+class SearchParams(BaseModel):
+    """A search: text, an indexed image to match (``like``), or both; then filters and tuning."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    q: str | None = Field(
+        None,
+        max_length=1000,
+        description='Query text. Operators: "a phrase" must match; -word pushes down; 2:word weighs.',
+    )
+    like: int | None = Field(None, ge=1, le=INT64_MAX, description="Find images similar to this id.")
+    limit: int = Field(24, ge=1, le=200, description="Results per page.")
+    offset: int = Field(0, ge=0, le=10_000, description="Results to skip (pagination).")
+    mode: Literal["hybrid", "vector", "keyword"] = Field(
+        "hybrid", description="hybrid: meaning and words fused; vector: meaning; keyword: words."
+    )
+    fusion: Literal["rrf", "weighted"] = "rrf"
+    rrf_k: int = Field(60, ge=1, le=10_000, description="Reciprocal Rank Fusion constant.")
+    vector_weight: float = Field(1.0, ge=0, le=100, allow_inf_nan=False, description="Semantic leg weight.")
+    keyword_weight: float = Field(1.0, ge=0, le=100, allow_inf_nan=False, description="Keyword leg weight.")
+    min_score: float | None = Field(
+        None,
+        ge=-1,
+        le=1,
+        allow_inf_nan=False,
+        description="Cosine a semantic hit must reach; default: calibrated per index; -1: no cutoff.",
+    )
+    folder: str | None = Field(None, max_length=4096, description="Only images under this folder.")
+    type: list[str] = Field(
+        default_factory=list, max_length=10, description="Only these formats (jpeg, png...)."
+    )
+    tag: list[str] = Field(default_factory=list, max_length=10, description="Only images with every tag.")
+    after: date | None = Field(None, description="Modified on or after this day.")
+    before: date | None = Field(None, description="Modified on or before this day.")
+    min_size: int | None = Field(None, ge=0, le=INT64_MAX, description="Bytes.")
+    max_size: int | None = Field(None, ge=0, le=INT64_MAX, description="Bytes.")
+    explain: bool = Field(True, description="Include each hit's rank and score in every leg.")
+
+    _clean = field_validator("q", "folder", "type", "tag")(_no_nul)
+
+
+class Leg(BaseModel):
+    rank: int
+    score: float
+    coverage: float | None = Field(None, description="Share of query terms the image's text holds.")
+
+
+class Hit(BaseModel):
+    id: int
+    rank: int
+    score: float
+    path: str
+    name: str
+    folder: str
+    width: int | None
+    height: int | None
+    format: str | None
+    caption: str | None
+    legs: dict[str, Leg] | None = Field(None, description="Why it matched: its place in each leg.")
+    thumbnail: str
+    file: str
+
+
+class SearchResponse(BaseModel):
+    query: str | None
+    image_query: bool
+    like: int | None
+    mode: str
+    fusion: str
+    encoder: str | None
+    total: int = Field(description="Matches in the fused ranking (up to the search depth).")
+    offset: int
+    limit: int
+    cutoff: float | None = Field(description="Cosine the semantic leg required.")
+    took_ms: float
+    results: list[Hit]
+
+
+class OcrLine(BaseModel):
+    text: str
+    confidence: float
+    box: list[list[float]] = Field(description="Four (x, y) corners in original pixels.")
+
+
+class Stage(BaseModel):
+    tool: str
+    error: str | None
+
+
+class ImageDetail(BaseModel):
+    id: int
+    path: str
+    name: str
+    folder: str
+    root: str
+    status: str
+    error: str | None
+    size: int
+    modified: str
+    width: int | None
+    height: int | None
+    format: str | None
+    sha256: str | None
+    caption: str | None
+    caption_model: str | None
+    tags: list[str]
+    ocr_text: str | None
+    ocr_engine: str | None
+    ocr_lines: list[OcrLine]
+    stages: dict[str, Stage]
+    thumbnail: str
+    file: str
+
+
+class Count(BaseModel):
+    value: str
+    count: int
+
+
+class FilterOptions(BaseModel):
+    folders: list[Count]
+    types: list[Count]
+    tags: list[Count]
+
+
+class Failure(BaseModel):
+    path: str
+    error: str | None
+
+
+class JobStatus(BaseModel):
+    state: Literal["idle", "running", "done", "failed"]
+    roots: list[str]
+    current_root: str | None
+    started_at: str | None
+    finished_at: str | None
+    scanned: int
+    todo: int
+    done: int
+    rate: float | None = Field(description="Images per second.")
+    eta_seconds: float | None
+    reports: list[dict]
+    error: str | None
+
+
+class Stats(BaseModel):
+    path: str
+    encoder: str | None
+    dim: int | None
+    images: int
+    ok: int
+    failed: int
+    vectors: int
+    faiss_key: str | None
+    captions: int
+    ocr: int
+    with_text: int
+    stage_errors: int
+    roots: list[str]
+    failures: list[Failure] = Field(description="The first 100 files that could not be indexed.")
+    indexing: JobStatus
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    index: str
+    images: int
+    encoder: str | None
+    indexing: bool
+
+
+class IndexRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    root: str | None = Field(None, max_length=4096, description="One allowed folder; default: all of them.")
+    retry_failed: bool = False
+
+    _clean = field_validator("root")(_no_nul)
+
+
+class Error(BaseModel):
+    detail: str

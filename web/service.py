@@ -1,0 +1,344 @@
+"""What the web app shares between requests: stores per thread, one encoder, one FAISS cache,
+thumbnails and the background index run.
+
+Every request thread gets its own SQLite connection (WAL: readers never wait for the
+indexer's writes); the FAISS index is shared and swapped atomically when the store
+moves on; the query encoder is shared and serialised (tokenizers are not thread-safe);
+an index run gets its own connection and its own encoder instance, so a long batch
+never makes a search wait for the model.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from searchengine.config import Settings
+from searchengine.errors import IndexNotBuilt, SearchEngineError
+from searchengine.imaging import load_image
+from searchengine.models.base import Embedder
+from searchengine.records import EncoderId, ImageRecord
+from searchengine.search import SearchEngine
+from searchengine.store.db import Store
+from searchengine.store.vectors import VectorCache
+
+log = logging.getLogger(__name__)
+
+#: Thumbnail sizes served (longest side, px); a request is rounded up to one of them.
+THUMB_SIZES = (128, 256, 512, 1024)
+THUMBS_DIR = "thumbs"
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """How ``searchengine serve`` runs.
+
+    :param roots: folders the service may index (``POST /api/index``); empty: the
+        folders the index already holds.
+    :param api_key: required (``X-API-Key``) by indexing and admin endpoints when set.
+    :param cors_origins: origins allowed to call the API from a browser; none: CORS off.
+    :param max_upload_bytes: larger uploads are refused with 413.
+    :param max_upload_pixels: uploaded images with more pixels are refused with 413.
+    :param refresh_interval: while an index run changes the store, the FAISS index
+        searched is reloaded at most this often (seconds).
+    """
+
+    settings: Settings = field(default_factory=Settings)
+    roots: tuple[str, ...] = ()
+    api_key: str | None = None
+    cors_origins: tuple[str, ...] = ()
+    max_upload_bytes: int = 20 * 1024 * 1024
+    max_upload_pixels: int = 50_000_000
+    refresh_interval: float = 2.0
+
+
+class Forbidden(SearchEngineError):
+    """The request names something the service must not hand out."""
+
+
+class NotFound(SearchEngineError):
+    """The request names something that does not exist (any more)."""
+
+
+class Busy(SearchEngineError):
+    """An index run is already in progress."""
+
+
+class _Serialised:
+    """One encoder shared by request threads, one call at a time."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner, self.id = inner, inner.id
+        self._lock = threading.Lock()
+
+    def load(self) -> None:
+        with self._lock:
+            self.inner.load()
+
+    def embed_texts(self, texts):
+        with self._lock:
+            return self.inner.embed_texts(texts)
+
+    def embed_images(self, images):
+        with self._lock:
+            return self.inner.embed_images(images)
+
+
+@dataclass
+class JobState:
+    """Progress of the latest index run, as ``GET /api/index`` reports it."""
+
+    state: str = "idle"  # idle | running | done | failed
+    roots: list[str] = field(default_factory=list)
+    current_root: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    scanned: int = 0
+    todo: int = 0
+    done: int = 0
+    rate: float | None = None  # images per second
+    eta_seconds: float | None = None
+    reports: list[dict] = field(default_factory=list)
+    error: str | None = None
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class Service:
+    """The state behind one running app (one index folder)."""
+
+    def __init__(self, config: ServiceConfig) -> None:
+        self.config = config
+        self.index_dir = Path(config.settings.index_path)
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._embedder: _Serialised | None = None
+        self._cache: VectorCache | None = None
+        self._job = JobState()
+        self._job_thread: threading.Thread | None = None
+        self._job_started = 0.0
+        self.store()  # creates and migrates the database before serving
+
+    # -- per-thread store and engines ----------------------------------------------
+    def store(self) -> Store:
+        """Return this thread's connection to the index."""
+        store = getattr(self._local, "store", None)
+        if store is None:
+            store = self._local.store = Store(self.index_dir)
+        return store
+
+    def engine(self, need_encoder: bool) -> SearchEngine:
+        """Return a search engine on this thread's connection.
+
+        :param need_encoder: False for keyword-only searches (no model is loaded).
+        :raises IndexNotBuilt: the index holds nothing yet.
+        """
+        store = self.store()
+        recorded = store.encoder()
+        if not need_encoder:
+            return SearchEngine(store, None)
+        if recorded is None:
+            raise IndexNotBuilt(f"the index at {self.index_dir} is empty: index a folder first")
+        embedder, cache = self._shared(recorded)
+        return SearchEngine(store, embedder, cache)
+
+    def _shared(self, recorded: EncoderId) -> tuple[_Serialised, VectorCache]:
+        with self._lock:
+            if self._embedder is None or self._embedder.id != recorded:
+                from searchengine.models.registry import create_embedder
+
+                self._embedder = _Serialised(create_embedder(recorded.spec))
+                self._cache = VectorCache(recorded.dim, self.config.refresh_interval)
+                self._cache.min_interval = self.config.refresh_interval if self.indexing else 0.0
+            return self._embedder, self._cache
+
+    def warm_up(self) -> None:
+        """Load both encoder towers and the FAISS index before the first query (if there is an index)."""
+        try:
+            engine = self.engine(need_encoder=True)
+        except IndexNotBuilt:
+            return
+        engine.embedder.load()
+        engine.embedder.embed_texts(["warm up"])  # text towers may load lazily
+        engine.cutoff()
+
+    # -- files ------------------------------------------------------------------------
+    def record(self, image_id: int) -> ImageRecord:
+        """Return an indexed image by id.
+
+        :raises NotFound: no such id.
+        """
+        rec = self.store().images_by_id([image_id]).get(image_id)
+        if rec is None:
+            raise NotFound(f"no indexed image with id {image_id}")
+        return rec
+
+    def servable(self, rec: ImageRecord) -> Path:
+        """Return the real path of an indexed image, if the service may hand it out.
+
+        Only searchable images are served, and only when the file really lies inside
+        the folder it was indexed from: a symlink leading out of it is refused.
+
+        :raises Forbidden: outside its indexed folder.
+        :raises NotFound: failed when indexed, or gone since.
+        """
+        if rec.status != "ok":
+            raise NotFound(f"image {rec.id} is not searchable ({rec.error})")
+        real = os.path.realpath(rec.path)
+        root = os.path.realpath(rec.root)
+        if not real.startswith(root.rstrip("/") + "/"):
+            raise Forbidden(f"image {rec.id} leads outside its indexed folder (a symlink): not served")
+        if not os.path.isfile(real):
+            raise NotFound(f"image {rec.id} is gone from disk since it was indexed: re-index its folder")
+        return Path(real)
+
+    def thumbnail(self, rec: ImageRecord, size: int) -> Path:
+        """Return a cached WebP thumbnail of ``rec`` (made on first request).
+
+        Cached by content hash, so a changed file gets a new one.
+        """
+        side = next((s for s in THUMB_SIZES if s >= size), THUMB_SIZES[-1])
+        source = self.servable(rec)
+        out = self.index_dir / THUMBS_DIR / rec.sha256[:2] / f"{rec.sha256}-{side}.webp"
+        if out.is_file():
+            return out
+        image, _ = load_image(source, max_pixels=self.config.settings.max_pixels, max_side=side)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+        image.save(tmp, "WEBP", quality=82, method=4)
+        os.replace(tmp, out)
+        return out
+
+    # -- indexing -----------------------------------------------------------------------
+    @property
+    def indexing(self) -> bool:
+        return self._job.state == "running"
+
+    def allowed_roots(self) -> list[str]:
+        """Folders the service may index: the configured ones, else the index's own."""
+        if self.config.roots:
+            return [str(Path(r).expanduser().resolve()) for r in self.config.roots]
+        return self.store().roots()
+
+    def job(self) -> JobState:
+        job = self._job
+        if job.state == "running" and job.done:
+            elapsed = time.monotonic() - self._job_started
+            job.rate = round(job.done / max(elapsed, 1e-9), 2)
+            job.eta_seconds = round((job.todo - job.done) / job.rate, 1) if job.rate else None
+        return job
+
+    def start_index(self, root: str | None = None, retry_failed: bool = False) -> JobState:
+        """Start (re)indexing ``root`` (or every allowed root) in the background.
+
+        :raises Forbidden: ``root`` is not one the service may index.
+        :raises Busy: a run is in progress.
+        :raises SearchEngineError: there is nothing to index.
+        """
+        allowed = self.allowed_roots()
+        if root is not None:
+            try:
+                wanted = str(Path(root).expanduser().resolve())
+            except (OSError, ValueError, RuntimeError):
+                wanted = None
+            if wanted not in allowed:
+                raise Forbidden(
+                    f"{root!r} is not a folder this service indexes; allowed: {', '.join(allowed) or 'none'}"
+                    " (start it with --root FOLDER)"
+                )
+            roots = [wanted]
+        else:
+            roots = allowed
+        if not roots:
+            raise SearchEngineError("no folder to index: start the service with --root FOLDER")
+        with self._lock:
+            if self.indexing:
+                raise Busy("an index run is already in progress: see GET /api/index")
+            self._job = JobState(state="running", roots=roots, started_at=_now())
+            self._job_started = time.monotonic()
+            if self._cache is not None:
+                self._cache.min_interval = self.config.refresh_interval
+            self._job_thread = threading.Thread(
+                target=self._run_index, args=(roots, retry_failed), name="index-run", daemon=True
+            )
+            self._job_thread.start()
+        return self._job
+
+    def wait_for_index(self, timeout: float | None = None) -> JobState:
+        """Block until the current run ends (tests, benchmarks)."""
+        thread = self._job_thread
+        if thread is not None:
+            thread.join(timeout)
+        return self.job()
+
+    def _run_index(self, roots: list[str], retry_failed: bool) -> None:
+        from indexer.pipeline import Indexer
+        from searchengine.models.registry import (
+            create_captioner,
+            create_embedder,
+            create_ocr,
+            default_spec,
+        )
+
+        job, s = self._job, self.config.settings
+        store = Store(self.index_dir)  # the run's own connection
+        try:
+            recorded = store.encoder()
+            embedder = create_embedder(recorded.spec if recorded else s.model or default_spec())
+            indexer = Indexer(
+                store,
+                embedder,
+                captioner=create_captioner(s.captioner),
+                ocr=create_ocr(s.ocr),
+                batch_size=s.batch_size,
+                max_pixels=s.max_pixels,
+            )
+            for root in roots:
+                job.current_root = root
+
+                def planned(report, todo: int) -> None:
+                    job.scanned += report.scanned
+                    job.todo += todo
+
+                def advanced(n: int) -> None:
+                    job.done += n
+
+                report = indexer.run(root, retry_failed=retry_failed, on_plan=planned, progress=advanced)
+                job.reports.append(
+                    {
+                        "root": report.root,
+                        "scanned": report.scanned,
+                        "unchanged": report.unchanged,
+                        "embedded": report.embedded,
+                        "reused": report.reused,
+                        "touched": report.touched,
+                        "failed": report.failed,
+                        "deleted": report.deleted,
+                        "ocr": report.ocr,
+                        "captioned": report.captioned,
+                        "seconds": round(report.seconds, 2),
+                        "failures": [{"path": p, "error": e} for p, e in report.failures[:100]],
+                    }
+                )
+            job.state = "done"
+        except Exception as exc:  # reported through GET /api/index, never lost in a thread
+            log.exception("index run failed")
+            job.state, job.error = "failed", f"{exc.__class__.__name__}: {exc}"
+        finally:
+            job.current_root = None
+            job.finished_at = _now()
+            store.close()
+            if self._cache is not None:
+                self._cache.min_interval = 0.0
+
+    def faiss_key(self) -> str | None:
+        """The FAISS index type being searched, once one is loaded."""
+        current = self._cache.current if self._cache else None
+        return current.key if current else None
