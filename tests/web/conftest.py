@@ -57,12 +57,15 @@ def gallery(tmp_path_factory, tiny_embedder):
 
 
 def make_client(index: Path, **config):
+    from dataclasses import replace
+
     from fastapi.testclient import TestClient
 
     from web.app import create_app
     from web.service import ServiceConfig
 
-    app = create_app(ServiceConfig(settings=Settings(index_path=index), **config))
+    settings = replace(Settings.from_env(), index_path=index)  # stages: SE_OCR, SE_CAPTIONER
+    app = create_app(ServiceConfig(settings=settings, **config))
     return TestClient(app, raise_server_exceptions=False)
 
 

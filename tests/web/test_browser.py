@@ -1,0 +1,204 @@
+"""The real page in headless Chromium (Debian's, driven by Playwright): search, details,
+find similar, image upload, phone width and keyboard use. Screenshots are saved to
+``test-artifacts/screenshots/``.
+
+Runs on the sample gallery with the bundled offline models (real search quality).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tests.web.conftest import LiveServer
+
+CHROMIUM = os.environ.get("SE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+SHOTS = REPO / "test-artifacts" / "screenshots"
+SAMPLE = REPO / "data" / "sample"
+# as root, in a closed network: no sandbox, no background connections
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not Path(CHROMIUM).is_file(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    from indexer.pipeline import Indexer
+    from searchengine.config import Settings
+    from searchengine.models.registry import create_captioner, create_embedder, create_ocr
+    from searchengine.store.db import Store
+    from web.app import create_app
+    from web.service import ServiceConfig
+
+    index = tmp_path_factory.mktemp("browser") / "index"
+    store = Store(index)
+    Indexer(
+        store,
+        create_embedder("offline"),
+        captioner=create_captioner("offline"),
+        ocr=create_ocr("rapidocr"),
+    ).run(SAMPLE)
+    store.close()
+    app = create_app(ServiceConfig(settings=Settings(index_path=index, captioner="none", ocr="none")))
+    app.state.service.warm_up()
+    with LiveServer(app) as live:
+        yield live
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.goto(server.url + "/")
+    page.console_errors = errors  # a test expecting a refused request removes it
+    yield page
+    context.close()
+    assert errors == [], errors  # no script error, no failed request
+
+
+def shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=False)
+
+
+def card_names(page) -> list[str]:
+    return page.locator("#results li .name").all_inner_texts()
+
+
+def test_search_detail_similar_and_upload(page):
+    expect = playwright_api.expect
+    expect(page.locator("#empty-title")).to_have_text("Search 27 images")
+    shot(page, "01-start")
+
+    page.locator("#q").press_sequentially("a cup of coffee", delay=20)  # results as you type
+    expect(page.locator("#results li").first).to_be_visible()
+    expect(page.locator("#results li .name").first).to_have_text("coffee.png")
+    expect(page.locator("#status")).to_contain_text("for “a cup of coffee”")
+    page.wait_for_function(
+        "[...document.querySelectorAll('#results img')].every(i => i.complete && i.naturalWidth > 0)"
+    )
+    shot(page, "02-results")
+
+    page.locator("#results li .thumb").first.click()
+    panel = page.locator("#detail")
+    expect(panel).to_be_visible()
+    expect(page.locator("#detail-title")).to_have_text("coffee.png")
+    expect(page.locator("#detail-caption")).to_contain_text("espresso")
+    expect(page.locator("#detail-why li").first).to_contain_text("by meaning")
+    expect(page.locator("#detail-facts")).to_contain_text("600 × 400")
+    shot(page, "03-detail")
+
+    page.locator("#detail-similar").click()
+    expect(panel).to_be_hidden()
+    expect(page.locator("#query-chip-text")).to_have_text("Similar to coffee.png")
+    expect(page.locator("#status")).to_contain_text("images like coffee.png")
+    names = card_names(page)
+    assert names and "coffee.png" not in names  # the image itself is left out
+    shot(page, "04-similar")
+
+    page.locator("#clear-chip").click()
+    expect(page.locator("#query-chip")).to_be_hidden()
+    page.locator("#image-file").set_input_files(str(SAMPLE / "photos" / "chelsea_the_cat.jpg"))
+    expect(page.locator("#query-chip-text")).to_have_text("Similar to chelsea_the_cat.jpg")
+    expect(page.locator("#results li .name").first).to_have_text("chelsea_the_cat.jpg")
+    shot(page, "05-upload")
+
+
+def test_text_in_images_and_filters(page):
+    expect = playwright_api.expect
+    page.locator("#q").fill("QX-7781-B")
+    expect(page.locator("#results li .name").first).to_have_text("green_tea.png")  # its label's SKU
+    page.locator("#results li .thumb").first.click()
+    expect(page.locator("#detail-ocr")).to_contain_text("QX-7781-B")
+    expect(page.locator("#detail-boxes polygon").first).to_be_attached()
+    shot(page, "06-ocr-detail")
+    page.keyboard.press("Escape")
+    expect(page.locator("#detail")).to_be_hidden()
+    expect(page.locator("#results li .thumb").first).to_be_focused()  # focus returns to the card
+
+    page.locator("#q").fill("a horse")
+    expect(page.locator("#results li .name").first).to_have_text("horse_silhouette.gif")
+    page.locator("#type").select_option("PNG")
+    page.wait_for_function(
+        "[...document.querySelectorAll('#results .name')].every(n => n.textContent.endsWith('.png'))"
+    )
+    assert "horse_silhouette.gif" not in card_names(page)
+    page.locator("#type").select_option("GIF")
+    expect(page.locator("#results li .name")).to_have_text(["horse_silhouette.gif"])
+
+
+def test_empty_and_error_states(page, server):
+    expect = playwright_api.expect
+    page.locator("#q").fill("compiler optimisation of tail recursive functions")
+    expect(page.locator("#empty-title")).to_contain_text("No images match")
+    expect(page.locator("#results li")).to_have_count(0)
+    shot(page, "07-no-results")
+    page.locator("#q").fill("x" * 1200)  # over the API's limit: the page shows the reason
+    expect(page.locator("#error")).to_contain_text("Search failed")
+    expect(page.locator("#error")).to_contain_text("at most 1000 characters")
+    shot(page, "08-error")
+    assert page.console_errors == [
+        "Failed to load resource: the server responded with a status of 422 (Unprocessable Entity)"
+    ]
+    page.console_errors.clear()
+
+
+def test_phone_width_and_keyboard(browser, server):
+    expect = playwright_api.expect
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.goto(server.url + "/?q=cat")
+    expect(page.locator("#q")).to_have_value("cat")
+    expect(page.locator("#results li .name").first).to_have_text("chelsea_the_cat.jpg")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390  # nothing wider than the phone
+    shot(page, "09-phone")
+    page.locator("#results li .thumb").first.click()
+    expect(page.locator("#detail")).to_be_visible()
+    box = page.locator("#detail").bounding_box()
+    assert box["width"] == pytest.approx(390, abs=1)  # the panel takes the whole screen
+    shot(page, "10-phone-detail")
+    page.keyboard.press("Escape")
+    # keyboard only: "/" focuses the search box, Tab reaches the first result, Enter opens it
+    page.locator("body").click(position={"x": 5, "y": 300})
+    page.keyboard.press("/")
+    expect(page.locator("#q")).to_be_focused()
+    page.keyboard.type(" photo")
+    expect(page.locator("#results li").first).to_be_visible()
+    for _ in range(30):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.classList.contains('thumb')"):
+            break
+    page.keyboard.press("Enter")
+    expect(page.locator("#detail")).to_be_visible()
+    expect(page.locator("#detail-close")).to_be_focused()
+    context.close()
