@@ -14,11 +14,12 @@ from datetime import time as dtime
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, File, HTTPException, Query, Request, UploadFile
+from fastapi import Depends, File, HTTPException, Query, Request, UploadFile
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import APIKeyHeader
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from searchengine.errors import (
     IndexMismatch,
@@ -97,6 +98,13 @@ def _day_ns(day: date | None, end: bool = False) -> int | None:
     return max(INT64[0], min(INT64[1], ns))
 
 
+def _iso(ns: int) -> str:
+    try:
+        return datetime.fromtimestamp(ns / 1e9).astimezone().isoformat(timespec="seconds")
+    except (OverflowError, ValueError, OSError):  # a file dated outside what the OS can show
+        return ""
+
+
 def _folder(path: str) -> str:
     return path.rsplit("/", 1)[0]
 
@@ -105,11 +113,15 @@ def _urls(image_id: int) -> dict:
     return {"thumbnail": f"/api/images/{image_id}/thumbnail", "file": f"/api/images/{image_id}/file"}
 
 
-def create_app(config: ServiceConfig | None = None, service: Service | None = None) -> FastAPI:
-    """Build the app over one index (``config.settings.index_path``)."""
+def create_app(config: ServiceConfig | None = None, service: Service | None = None):
+    """Build the app over one index (``config.settings.index_path``).
+
+    The API docs (``/docs``, ``/redoc``) are served with their scripts from the
+    package, so they work with no internet access.
+    """
     service = service or Service(config or ServiceConfig())
     config = service.config
-    app = FastAPI(
+    app = FastAPIOffline(
         title="searchengine",
         summary="Find images by what they show and by the text in them.",
         version=_version(),
@@ -257,7 +269,7 @@ def create_app(config: ServiceConfig | None = None, service: Service | None = No
             status=rec.status,
             error=rec.error,
             size=rec.size,
-            modified=datetime.fromtimestamp(rec.mtime_ns / 1e9).astimezone().isoformat(timespec="seconds"),
+            modified=_iso(rec.mtime_ns),
             width=rec.width,
             height=rec.height,
             format=rec.format,
@@ -369,6 +381,32 @@ def create_app(config: ServiceConfig | None = None, service: Service | None = No
             encoder=enc.spec if enc else None,
             indexing=service.indexing,
         )
+
+    @app.get("/api/models", response_model=list[schemas.ModelInfo], tags=["index"])
+    def models():
+        """Every encoder, captioner and OCR engine: licence, weights, whether they are here."""
+        from searchengine.models.registry import CAPTIONERS, ENCODERS, OCR_ENGINES
+
+        enc = service.store().encoder()
+        out = []
+        for spec in [*ENCODERS.values(), *CAPTIONERS.values(), *OCR_ENGINES.values()]:
+            try:
+                present = bool(spec.available(None))
+            except Exception:  # a backend's probe must not take the endpoint down
+                present = False
+            out.append(
+                schemas.ModelInfo(
+                    kind=spec.kind,
+                    name=spec.name,
+                    description=spec.description,
+                    licence=spec.licence,
+                    weights=spec.weights,
+                    default_tag=spec.default_tag,
+                    present=present,
+                    in_use=spec.kind == "encoder" and enc is not None and enc.name == spec.name,
+                )
+            )
+        return out
 
     @app.get("/api/index", response_model=schemas.JobStatus, tags=["index"])
     def index_status():

@@ -189,6 +189,17 @@ class Health(BaseModel):
     indexing: bool
 
 
+class ModelInfo(BaseModel):
+    kind: Literal["encoder", "captioner", "ocr"]
+    name: str
+    description: str
+    licence: str
+    weights: str
+    default_tag: str
+    present: bool = Field(description="Whether its weights are on this machine (no network used).")
+    in_use: bool = Field(description="The encoder this index was built with.")
+
+
 class IndexRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

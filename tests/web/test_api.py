@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import threading
 import time
@@ -63,9 +64,21 @@ def test_page_docs_and_schema_are_served(client):
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert '<input id="q"' in page.text
     assert client.get("/static/app.js").status_code == 200
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "cdn" not in docs.text.lower()  # works offline
+    for asset in re.findall(r'(?:src|href)="([^"]+\.(?:js|css))"', docs.text):
+        assert client.get(asset).status_code == 200, asset
     schema = client.get("/openapi.json").json()
     assert {"/api/search", "/api/images/{image_id}", "/api/index"} <= set(schema["paths"])
+
+
+def test_models_overview(client):
+    models = client.get("/api/models").json()
+    kinds = {(m["kind"], m["name"]) for m in models}
+    assert {("encoder", "offline"), ("encoder", "clip"), ("captioner", "blip"), ("ocr", "rapidocr")} <= kinds
+    offline = next(m for m in models if m["name"] == "offline")
+    assert offline["present"] and offline["licence"] and not offline["in_use"]
+    assert next(m for m in models if m["name"] == "clip")["in_use"]
 
 
 # -- search ----------------------------------------------------------------------------------

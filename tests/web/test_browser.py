@@ -202,3 +202,14 @@ def test_phone_width_and_keyboard(browser, server):
     expect(page.locator("#detail")).to_be_visible()
     expect(page.locator("#detail-close")).to_be_focused()
     context.close()
+
+
+def test_api_docs_render_offline(browser, server):
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    page = context.new_page()
+    page.goto(server.url + "/docs")
+    playwright_api.expect(page.locator(".opblock-summary-path").first).to_be_visible()
+    paths = page.locator(".opblock-summary-path").all_inner_texts()
+    assert "/api/search" in paths and "/api/index" in paths
+    shot(page, "11-api-docs")
+    context.close()
