@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 from indexer.scan import FileInfo, ScanProblems, scan, visible
+from searchengine.config import Settings
 from searchengine.errors import SearchEngineError, UnsupportedImage
 from searchengine.imaging import WORKING_SIDE, load_image
 from searchengine.models.base import Embedder
@@ -123,6 +124,27 @@ class Indexer:
         self.captioner, self.ocr = captioner, ocr
         self.batch_size, self.max_pixels, self.workers = batch_size, max_pixels, workers
         self.tools = {s: t.id for s, t in (("ocr", ocr), ("caption", captioner)) if t is not None}
+
+    @classmethod
+    def from_settings(cls, store: Store, settings: Settings, model: str | None = None) -> Indexer:
+        """Build an indexer with the backends ``settings`` name.
+
+        The encoder is ``model`` if given, else the index's own, else ``settings.model``,
+        else the best one present offline. Every backend is created here, so a bad
+        name fails before any work.
+        """
+        from searchengine.models import registry
+
+        recorded = store.encoder()
+        spec = model or (recorded.spec if recorded else settings.model or registry.default_spec())
+        return cls(
+            store,
+            registry.create_embedder(spec),
+            captioner=registry.create_captioner(settings.captioner),
+            ocr=registry.create_ocr(settings.ocr),
+            batch_size=settings.batch_size,
+            max_pixels=settings.max_pixels,
+        )
 
     def plan(self, root: str | Path, retry_failed: bool = False) -> tuple[list[Job], list[str], IndexReport]:
         """Scan ``root``; return the jobs, the paths that are gone, and the report so far."""

@@ -125,12 +125,6 @@ def index(folders, index, model, rebuild, retry_failed, batch_size, captioner, o
     lacks, are processed.
     """
     from indexer.pipeline import Indexer
-    from searchengine.models.registry import (
-        create_captioner,
-        create_embedder,
-        create_ocr,
-        default_spec,
-    )
     from searchengine.search import open_store
 
     s = _settings(index, None, batch_size=batch_size, captioner=captioner, ocr=ocr)
@@ -138,10 +132,9 @@ def index(folders, index, model, rebuild, retry_failed, batch_size, captioner, o
         if not Path(folder).expanduser().is_dir():
             raise click.ClickException(f"not a folder: {folder}")
     store = open_store(s.index_path, create=True)
-    recorded = store.encoder()
     # --model names the encoder; SE_MODEL only picks the encoder of a new index
-    embedder = create_embedder(model or (recorded.spec if recorded else s.model or default_spec()))
-    cap, reader = create_captioner(s.captioner), create_ocr(s.ocr)  # fail before clearing
+    indexer = Indexer.from_settings(store, s, model)  # every backend fails before clearing
+    embedder, cap, reader = indexer.embedder, indexer.captioner, indexer.ocr
     if rebuild:
         store.clear()
     else:
@@ -152,9 +145,6 @@ def index(folders, index, model, rebuild, retry_failed, batch_size, captioner, o
         err=True,
     )
     click.echo(f"index:   {store.dir}", err=True)
-    indexer = Indexer(
-        store, embedder, captioner=cap, ocr=reader, batch_size=s.batch_size, max_pixels=s.max_pixels
-    )
     for folder in folders:
         bar = _ProgressBar(folder, quiet)
         report = indexer.run(folder, retry_failed=retry_failed, on_plan=bar.start, progress=bar.update)
@@ -442,7 +432,6 @@ def evaluate(annotations, index, model, captioner, ocr, max_queries, as_json) ->
 
     from indexer.pipeline import Indexer
     from searchengine.evaluation import LEGS, image_root, load_annotations, query_sets, run_eval
-    from searchengine.models.registry import create_captioner, create_embedder, create_ocr, default_spec
     from searchengine.search import SearchEngine, open_store
 
     folder, records = load_annotations(annotations)
@@ -455,19 +444,12 @@ def evaluate(annotations, index, model, captioner, ocr, max_queries, as_json) ->
     s = _settings(index, None, captioner=captioner, ocr=ocr)
     with tempfile.TemporaryDirectory() as tmp:
         store = open_store(Path(index).expanduser() if index else Path(tmp) / "index", create=True)
-        recorded = store.encoder()
-        embedder = create_embedder(model or (recorded.spec if recorded else s.model or default_spec()))
+        indexer = Indexer.from_settings(store, s, model)
+        embedder = indexer.embedder
         root = image_root(folder, records)
         click.echo(f"encoder: {embedder.id.spec}; indexing {root}", err=True)
         bar = _ProgressBar(str(root), quiet=as_json)
-        Indexer(
-            store,
-            embedder,
-            captioner=create_captioner(s.captioner),
-            ocr=create_ocr(s.ocr),
-            batch_size=s.batch_size,
-            max_pixels=s.max_pixels,
-        ).run(root, on_plan=bar.start, progress=bar.update)
+        indexer.run(root, on_plan=bar.start, progress=bar.update)
         bar.close()
         engine = SearchEngine(store, embedder)
         with tqdm(

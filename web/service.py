@@ -280,26 +280,11 @@ class Service:
 
     def _run_index(self, roots: list[str], retry_failed: bool) -> None:
         from indexer.pipeline import Indexer
-        from searchengine.models.registry import (
-            create_captioner,
-            create_embedder,
-            create_ocr,
-            default_spec,
-        )
 
-        job, s = self._job, self.config.settings
-        store = Store(self.index_dir)  # the run's own connection
+        job = self._job
+        store = Store(self.index_dir)  # the run's own connection, and its own encoder
         try:
-            recorded = store.encoder()
-            embedder = create_embedder(recorded.spec if recorded else s.model or default_spec())
-            indexer = Indexer(
-                store,
-                embedder,
-                captioner=create_captioner(s.captioner),
-                ocr=create_ocr(s.ocr),
-                batch_size=s.batch_size,
-                max_pixels=s.max_pixels,
-            )
+            indexer = Indexer.from_settings(store, self.config.settings)
             for root in roots:
                 job.current_root = root
 
