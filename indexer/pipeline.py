@@ -14,6 +14,7 @@ releases the GIL) while the main thread embeds and captions the current one.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -27,6 +28,14 @@ from PIL import Image
 
 from indexer.scan import FileInfo, ScanProblems, scan, visible
 from searchengine.config import Settings
+from searchengine.duplicates import (
+    DEFAULT_RULE,
+    PHASH_STAGE,
+    PHASH_TOOL,
+    DuplicateRule,
+    find_groups,
+    perceptual_hash,
+)
 from searchengine.errors import SearchEngineError, UnsupportedImage
 from searchengine.imaging import WORKING_SIDE, load_image
 from searchengine.models.base import Embedder
@@ -91,7 +100,12 @@ class _Prepared:
     copy_stages: dict[str, str] = field(default_factory=dict)
     ocr: OcrResult | None = None
     caption: Caption | None = None
+    phash: str | None = None
     stage_errors: dict[str, str] = field(default_factory=dict)
+
+
+#: Stages whose outputs a moved or copied file takes from another copy (the hash is recomputed).
+COPIED_STAGES = ("ocr", "caption")
 
 
 def _sha256(path: str) -> str:
@@ -107,6 +121,7 @@ class Indexer:
     :param batch_size: images embedded (and committed) together.
     :param max_pixels: larger images are recorded as failed.
     :param workers: threads hashing, decoding and reading text ahead of the model.
+    :param duplicates: how near-duplicate groups are found after each run (None: not).
     """
 
     def __init__(
@@ -119,11 +134,14 @@ class Indexer:
         batch_size: int = 16,
         max_pixels: int = 100_000_000,
         workers: int = 2,
+        duplicates: DuplicateRule | None = DEFAULT_RULE,
     ) -> None:
         self.store, self.embedder = store, embedder
         self.captioner, self.ocr = captioner, ocr
         self.batch_size, self.max_pixels, self.workers = batch_size, max_pixels, workers
-        self.tools = {s: t.id for s, t in (("ocr", ocr), ("caption", captioner)) if t is not None}
+        self.tools = {PHASH_STAGE: PHASH_TOOL}  # cheap, always on: near-duplicate detection
+        self.tools.update({s: t.id for s, t in (("ocr", ocr), ("caption", captioner)) if t is not None})
+        self.duplicates = duplicates
 
     @classmethod
     def from_settings(cls, store: Store, settings: Settings, model: str | None = None) -> Indexer:
@@ -240,8 +258,19 @@ class Indexer:
         # Deleting last lets a moved file reuse the vector of its old path.
         report.deleted = self.store.delete_paths(gone)
         VectorIndex.open(self.store, self.embedder.id.dim)
+        if self.duplicates is not None and (
+            todo or gone or self.store.get_meta("duplicates") != json.dumps(self.duplicates.as_dict())
+        ):
+            self.group_duplicates()
         report.seconds = time.perf_counter() - started
         return report
+
+    def group_duplicates(self) -> list[list[int]]:
+        """Recompute and store the near-duplicate groups of the whole index."""
+        ids, vecs = self.store.all_vectors(self.embedder.id.dim)
+        groups = find_groups(ids, vecs, self.store.phashes(), self.duplicates)
+        self.store.replace_duplicates(groups, self.duplicates.as_dict())
+        return groups
 
     # -- worker stages: hash, decode, OCR (no database access) ------------------
     def _prepare_one(self, job: Job) -> _Prepared:
@@ -257,7 +286,9 @@ class Indexer:
             else:  # a moved or copied file: take the text another copy already has
                 donor = self._donors.get(item.sha256, {})
                 item.copy_stages = {
-                    s: t for s, t in self.tools.items() if s in item.stages and donor.get(s) == t
+                    s: t
+                    for s, t in self.tools.items()
+                    if s in item.stages and s in COPIED_STAGES and donor.get(s) == t
                 }
                 if "ocr" in item.stages and "ocr" not in item.copy_stages:
                     item.copy_stages.pop("caption", None)
@@ -281,6 +312,11 @@ class Indexer:
                 item.stage_errors["ocr"] = f"OCR failed: {exc}"
         if max(image.size) > WORKING_SIDE:
             image.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.BICUBIC)
+        if PHASH_STAGE in item.stages:
+            try:
+                item.phash = perceptual_hash(image)
+            except Exception as exc:  # noqa: BLE001 - recorded like any stage failure
+                item.stage_errors[PHASH_STAGE] = f"hashing failed: {exc}"
         item.image = image
         return item
 
@@ -344,7 +380,7 @@ class Indexer:
                 report.touched += 1
             if not stages:
                 return None
-            return ImageWrite(info.path, ocr=it.ocr, caption=it.caption, stages=stages)
+            return ImageWrite(info.path, ocr=it.ocr, caption=it.caption, phash=it.phash, stages=stages)
         row = {
             "path": info.path,
             "root": report.root,
@@ -373,6 +409,7 @@ class Indexer:
             reset=True,
             ocr=it.ocr,
             caption=it.caption,
+            phash=it.phash,
             stages=stages,
             copy_stages=it.copy_stages,
         )

@@ -172,6 +172,16 @@ def _open_query_image(path: str):
         raise click.ClickException(f"cannot use {path} as a query image: {exc}") from None
 
 
+def _resolve_image(store, ref: str):
+    """An indexed image by path or id, or a ClickException saying it is not indexed."""
+    rec = store.image_by_path(str(Path(ref).expanduser().resolve()))
+    if rec is None and ref.isdigit():
+        rec = store.images_by_id([int(ref)]).get(int(ref))
+    if rec is None:
+        raise click.ClickException(f"not in the index: {ref} (index it with 'searchengine index')")
+    return rec
+
+
 def _resolve_like(store, like: str) -> int:
     rec = store.image_by_path(str(Path(like).expanduser().resolve()))
     if rec is None and like.isdigit():
@@ -265,7 +275,22 @@ def _parse_date(value: str | None, end: bool = False) -> int | None:
 @click.option("--before", default=None, metavar="DATE", help="Modified on or before (ISO date).")
 @click.option("--min-size", type=click.IntRange(min=0), default=None, help="Bytes.")
 @click.option("--max-size", type=click.IntRange(min=0), default=None, help="Bytes.")
-@click.option("--tag", "tags", multiple=True, help="Only images with this caption tag; repeatable.")
+@click.option("--tag", "tags", multiple=True, help="Only images with this tag (caption or user); repeatable.")
+@click.option(
+    "--where",
+    "conditions",
+    multiple=True,
+    metavar="FIELD<OP>VALUE",
+    help="Only images whose metadata passes: brand=Nike, colour!=black, price<50 (<=, >, >=); repeatable.",
+)
+@click.option("--collection", default=None, metavar="NAME", help="Only images in this collection.")
+@click.option(
+    "--facet",
+    "facets",
+    multiple=True,
+    metavar="FIELD",
+    help="Count this metadata field's values among the matches (brand, category...); repeatable.",
+)
 @click.option("--explain", is_flag=True, help="Show each hit's rank and score in every leg.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def search(
@@ -289,6 +314,9 @@ def search(
     min_size,
     max_size,
     tags,
+    conditions,
+    collection,
+    facets,
     explain,
     as_json,
 ) -> None:
@@ -296,12 +324,15 @@ def search(
 
     Operators: "a phrase" must match exactly; -word pushes matches down; 2:word
     counts double. Codes (QX-7781-B, 25/12/2018) favour exact keyword matches.
+    With no QUERY and only filters, lists every image that passes them.
     """
+    from searchengine.metadata import normalise_key, parse_condition
     from searchengine.records import Filters
     from searchengine.search import SearchEngine, open_store
 
     settings = _settings(index)
-    if mode == "keyword" and model is None:  # needs no encoder: works even without its weights
+    browse = not (query and query.strip()) and not image_file and not like
+    if (mode == "keyword" or browse) and model is None:  # needs no encoder: works without its weights
         engine = SearchEngine(open_store(settings.index_path), None)
     else:
         engine = SearchEngine.open(settings, model=model)
@@ -314,6 +345,8 @@ def search(
         min_bytes=min_size,
         max_bytes=max_size,
         tags=tuple(tags),
+        where=tuple(parse_condition(c) for c in conditions),
+        collection=collection,
     )
     image = _open_query_image(image_file) if image_file else None
     like_id = _resolve_like(engine.store, like) if like else None
@@ -331,6 +364,9 @@ def search(
         min_score=min_score,
     )
     enc = engine.encoder.spec if engine.encoder else None
+    facet_keys = [normalise_key(f) for f in facets]
+    counts = engine.store.facets(page.ids, facet_keys) if facet_keys else {}
+    titles = {i: m.get("title") for i, m in engine.store.metadata_of([h.id for h in page.hits]).items()}
     if as_json:
         results = [
             {
@@ -341,6 +377,7 @@ def search(
                 "width": h.width,
                 "height": h.height,
                 "format": h.format,
+                **({"title": titles[h.id]} if titles.get(h.id) else {}),
                 **({"explain": h.legs} if explain else {}),
             }
             for h in page.hits
@@ -349,24 +386,31 @@ def search(
             json.dumps(
                 {
                     "query": query,
-                    "mode": mode,
-                    "fusion": fusion,
+                    "mode": page.mode,
+                    "fusion": page.fusion,
                     "encoder": enc,
                     "index": str(engine.store.dir),
                     "total": page.total,
                     "offset": offset,
                     "limit": k,
                     "cutoff": round(page.cutoff, 6),
+                    "facets": {k: [{"value": v, "count": n} for v, n in c] for k, c in counts.items()},
                     "results": results,
                 }
             )
         )
         return
-    click.echo(f"encoder: {enc}, mode: {mode}, {page.total} matches (cutoff {page.cutoff:.3f})", err=True)
+    click.echo(
+        f"encoder: {enc}, mode: {page.mode}, {page.total} matches"
+        + (f" (cutoff {page.cutoff:.3f})" if page.cutoff > -1 else ""),
+        err=True,
+    )
     if not page.hits:
         click.echo("no results", err=True)
+    for key, values in counts.items():
+        click.echo(f"{key}: " + (", ".join(f"{v} ({n})" for v, n in values) or "none"), err=True)
     for h in page.hits:
-        line = f"{h.rank:3d}  {h.score:.4f}  {h.path}"
+        line = f"{h.rank:3d}  {h.score:.4f}  {h.path}" + (f"  [{titles[h.id]}]" if titles.get(h.id) else "")
         if explain:
             why = ", ".join(f"{leg} #{v['rank']} ({v['score']:.3f})" for leg, v in h.legs.items())
             line += f"    [{why}]"
@@ -417,8 +461,13 @@ def info(index, as_json) -> None:
     default=None,
     help="Use at most this many queries per query set (quick runs).",
 )
+@click.option(
+    "--with-metadata",
+    is_flag=True,
+    help="Import each record's title, category and attributes as product metadata first.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def evaluate(annotations, index, model, captioner, ocr, max_queries, as_json) -> None:
+def evaluate(annotations, index, model, captioner, ocr, max_queries, with_metadata, as_json) -> None:
     """Measure search quality on labelled queries: Recall@1/5/10, MRR, nDCG@10 per leg.
 
     ANNOTATIONS is an annotations.jsonl in the format of ../shared/datasets/README.md.
@@ -451,6 +500,13 @@ def evaluate(annotations, index, model, captioner, ocr, max_queries, as_json) ->
         bar = _ProgressBar(str(root), quiet=as_json)
         indexer.run(root, on_plan=bar.start, progress=bar.update)
         bar.close()
+        if with_metadata:
+            from searchengine.metadata import import_catalogue
+
+            imported = import_catalogue(
+                store, annotations, image_column="file", columns={"title", "category", "attributes"}
+            )
+            click.echo(f"metadata: {imported.matched} records, {imported.values} values imported", err=True)
         engine = SearchEngine(store, embedder)
         with tqdm(
             total=sum(len(q.queries) for q in sets),
@@ -462,7 +518,14 @@ def evaluate(annotations, index, model, captioner, ocr, max_queries, as_json) ->
             results = run_eval(engine, sets, progress=qbar.update)
     if as_json:
         click.echo(
-            json.dumps({"annotations": str(annotations), "encoder": embedder.id.spec, "results": results})
+            json.dumps(
+                {
+                    "annotations": str(annotations),
+                    "encoder": embedder.id.spec,
+                    "metadata": with_metadata,
+                    "results": results,
+                }
+            )
         )
         return
     click.echo("| query set | leg | queries | R@1 | R@5 | R@10 | MRR | nDCG@10 |")
@@ -486,12 +549,17 @@ def show(image, index, as_json) -> None:
     from searchengine.search import open_store
 
     store = open_store(_settings(index).index_path)
-    rec = store.image_by_path(str(Path(image).expanduser().resolve()))
-    if rec is None and image.isdigit():
-        rec = store.images_by_id([int(image)]).get(int(image))
-    if rec is None:
-        raise click.ClickException(f"not in the index: {image} (index it with 'searchengine index')")
-    data = {**asdict(rec), **store.image_text(rec.id)}
+    rec = _resolve_image(store, image)
+    data = {
+        **asdict(rec),
+        **store.image_text(rec.id),
+        "metadata": store.metadata_of([rec.id]).get(rec.id, {}),
+        "user_tags": store.user_tags(rec.id),
+        "collections": store.collections_of(rec.id),
+        "duplicates": [
+            store.images_by_id([d])[d].path for d in store.duplicates_of([rec.id]).get(rec.id, [])
+        ],
+    }
     if as_json:
         click.echo(json.dumps(data))
         return
@@ -502,6 +570,14 @@ def show(image, index, as_json) -> None:
     if data["caption"] is not None:
         click.echo(f"caption:  {data['caption']}  [{data['caption_model']}]")
         click.echo(f"tags:     {', '.join(data['tags'])}")
+    for key, value in data["metadata"].items():
+        click.echo(f"{key + ':':<9} {value}")
+    if data["user_tags"]:
+        click.echo(f"user tags: {', '.join(data['user_tags'])}")
+    if data["collections"]:
+        click.echo(f"collections: {', '.join(data['collections'])}")
+    for dup in data["duplicates"]:
+        click.echo(f"duplicate: {dup}")
     for stage, info in data["stages"].items():
         if info["error"]:
             click.echo(f"{stage}:      failed: {info['error']}")
@@ -584,6 +660,272 @@ def serve(index, host, port, roots, reindex, api_key, cors_origins, max_upload_m
         service.start_index()
     click.echo(f"serving: http://{host}:{port}/  (API docs at /docs)", err=True)
     uvicorn.run(create_app(service=service), host=host, port=port, log_level="warning")
+
+
+@cli.command("import")
+@click.argument("catalogue", type=click.Path(dir_okay=False))
+@index_option
+@click.option(
+    "--image-column",
+    default=None,
+    metavar="COLUMN",
+    help="Column naming the image [default: path, file, image...].",
+)
+@click.option("--dry-run", is_flag=True, help="Report what would match; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def import_(catalogue, index, image_column, dry_run, as_json) -> None:
+    """Attach product metadata from CATALOGUE (.csv or .jsonl) to indexed images.
+
+    Each row names its image by path (absolute, or relative to the catalogue) or by
+    file name; every other column (sku, title, brand, category, colour, price...)
+    becomes a field that is searched by keyword, filtered (--where) and counted
+    (--facet). Rows that match no image, or several, are reported.
+    """
+    from searchengine.metadata import import_catalogue
+    from searchengine.search import open_store
+
+    store = open_store(_settings(index).index_path)
+    report = import_catalogue(store, catalogue, image_column=image_column, dry_run=dry_run)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "source": report.source,
+                    "rows": report.rows,
+                    "matched": report.matched,
+                    "values": report.values,
+                    "fields": dict(report.fields),
+                    "unmatched": [{"line": n, "image": v} for n, v in report.unmatched],
+                    "ambiguous": [{"line": n, "image": v, "candidates": c} for n, v, c in report.ambiguous],
+                    "bad": [{"line": n, "reason": r} for n, r in report.bad],
+                    "dry_run": dry_run,
+                }
+            )
+        )
+        return
+    verb = "would attach" if dry_run else "attached"
+    click.echo(
+        f"{catalogue}: {report.rows} rows, {report.matched} matched: {verb} {report.values} values "
+        f"({len(report.fields)} fields: {', '.join(sorted(report.fields))})"
+    )
+    for line, ref in report.unmatched[:50]:
+        click.echo(f"  line {line}: no indexed image matches {ref!r}", err=True)
+    for line, ref, n in report.ambiguous[:50]:
+        click.echo(f"  line {line}: {n} indexed images are named {ref!r}; give its path", err=True)
+    for line, reason in report.bad[:50]:
+        click.echo(f"  line {line}: {reason}", err=True)
+    hidden = len(report.unmatched) + len(report.ambiguous) + len(report.bad) - 150
+    if hidden > 0:
+        click.echo(f"  ... and {hidden} more (see --json)", err=True)
+    if report.unmatched or report.ambiguous:
+        click.echo(f"{len(report.unmatched)} unmatched, {len(report.ambiguous)} ambiguous", err=True)
+
+
+@cli.command()
+@index_option
+@click.option(
+    "--hamming", type=click.IntRange(0, 64), default=None, help="Hash bits that may differ alone [default 2]."
+)
+@click.option(
+    "--hamming-loose",
+    type=click.IntRange(0, 64),
+    default=None,
+    help="Hash bits that may differ when embeddings agree [default 4].",
+)
+@click.option(
+    "--cosine", type=click.FloatRange(-1, 1), default=None, help="Embedding agreement [default 0.9]."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def duplicates(index, hamming, hamming_loose, cosine, as_json) -> None:
+    """List near-duplicate groups (found at index time; thresholds given: found again now)."""
+    from dataclasses import replace as dc_replace
+
+    from searchengine.duplicates import DEFAULT_RULE, find_groups
+    from searchengine.search import open_store
+
+    store = open_store(_settings(index).index_path)
+    rule = dc_replace(
+        DEFAULT_RULE,
+        **{
+            k: v
+            for k, v in {"hamming": hamming, "hamming_loose": hamming_loose, "cosine": cosine}.items()
+            if v is not None
+        },
+    )
+    enc = store.encoder()
+    if store.get_meta("duplicates") != json.dumps(rule.as_dict()) and enc is not None:
+        ids, vecs = store.all_vectors(enc.dim)
+        store.replace_duplicates(find_groups(ids, vecs, store.phashes(), rule), rule.as_dict())
+    groups = store.duplicate_groups()
+    paths = store.images_by_id([i for g in groups for i in g])
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "rule": rule.as_dict(),
+                    "groups": [[{"id": i, "path": paths[i].path} for i in g] for g in groups],
+                }
+            )
+        )
+        return
+    click.echo(f"{len(groups)} groups of near duplicates ({sum(map(len, groups))} images)", err=True)
+    for n, g in enumerate(groups, start=1):
+        click.echo(f"group {n}:")
+        for i in g:
+            click.echo(f"  {paths[i].path}")
+
+
+@cli.group()
+def tag() -> None:
+    """Add or remove your own tags on images (searched by keyword, filtered with --tag)."""
+
+
+@tag.command("add")
+@click.argument("image")
+@click.argument("tags", nargs=-1, required=True)
+@index_option
+def tag_add(image, tags, index) -> None:
+    """Add TAGS to IMAGE (a path or an id)."""
+    from searchengine.search import open_store
+
+    store = open_store(_settings(index).index_path)
+    rec = _resolve_image(store, image)
+    store.add_tags(rec.id, [" ".join(t.split()) for t in tags if t.strip()])
+    click.echo(f"{rec.path}: {', '.join(store.user_tags(rec.id))}")
+
+
+@tag.command("remove")
+@click.argument("image")
+@click.argument("tags", nargs=-1, required=True)
+@index_option
+def tag_remove(image, tags, index) -> None:
+    """Remove TAGS from IMAGE (a path or an id)."""
+    from searchengine.search import open_store
+
+    store = open_store(_settings(index).index_path)
+    rec = _resolve_image(store, image)
+    gone = store.remove_tags(rec.id, tags)
+    click.echo(f"{rec.path}: {gone} removed; tags now: {', '.join(store.user_tags(rec.id)) or 'none'}")
+
+
+@cli.group()
+def collection() -> None:
+    """Named collections of images (search inside one with search --collection NAME)."""
+
+
+@collection.command("add")
+@click.argument("name")
+@click.argument("images", nargs=-1, required=True)
+@index_option
+def collection_add(name, images, index) -> None:
+    """Add IMAGES (paths or ids) to collection NAME, creating it if new."""
+    from searchengine.search import open_store
+
+    store = open_store(_settings(index).index_path)
+    ids = [_resolve_image(store, i).id for i in images]
+    added = store.add_to_collection(name.strip(), ids)
+    click.echo(f"{name}: {added} added")
+
+
+@collection.command("remove")
+@click.argument("name")
+@click.argument("images", nargs=-1, required=True)
+@index_option
+def collection_remove(name, images, index) -> None:
+    """Remove IMAGES (paths or ids) from collection NAME."""
+    from searchengine.search import open_store
+
+    store = open_store(_settings(index).index_path)
+    gone = store.remove_from_collection(name, [_resolve_image(store, i).id for i in images])
+    click.echo(f"{name}: {gone} removed")
+
+
+@collection.command("list")
+@click.argument("name", required=False)
+@index_option
+def collection_list(name, index) -> None:
+    """List collections, or the images in collection NAME."""
+    from searchengine.records import Filters
+    from searchengine.search import open_store
+
+    store = open_store(_settings(index).index_path)
+    if name is None:
+        for cname, n, created in store.collections():
+            click.echo(f"{cname}\t{n} images\tcreated {created}")
+        return
+    if name not in {c[0] for c in store.collections()}:
+        raise click.ClickException(f"no collection named {name!r}")
+    ids = store.filtered_ids(Filters(collection=name)).tolist()
+    for rec in sorted(store.images_by_id(ids).values(), key=lambda r: r.path):
+        click.echo(rec.path)
+
+
+@collection.command("delete")
+@click.argument("name")
+@index_option
+def collection_delete(name, index) -> None:
+    """Delete collection NAME (its images stay indexed)."""
+    from searchengine.search import open_store
+
+    if not open_store(_settings(index).index_path).delete_collection(name):
+        raise click.ClickException(f"no collection named {name!r}")
+    click.echo(f"deleted {name}")
+
+
+@cli.command()
+@index_option
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "jsonld", "xmp"]), required=True)
+@click.option(
+    "--out",
+    type=click.Path(),
+    default=None,
+    help="File to write (csv, jsonl, jsonld; default stdout) or folder for xmp sidecars.",
+)
+@click.option("--beside", is_flag=True, help="xmp: write each sidecar beside its image.")
+@click.option("--overwrite", is_flag=True, help="xmp: replace sidecars that already exist.")
+@click.option("--folder", type=click.Path(file_okay=False), default=None, help="Only images under it.")
+@click.option("--collection", default=None, metavar="NAME", help="Only images in this collection.")
+@click.option("--base-url", default=None, help="jsonld: public URL of the indexed folders (contentUrl).")
+def export(index, fmt, out, beside, overwrite, folder, collection, base_url) -> None:
+    """Export SEO metadata of every image: alt text, title, caption, keywords, OCR text.
+
+    Each field records where it came from (which model or import). Originals are
+    never modified; existing sidecars are kept unless --overwrite.
+    """
+    from searchengine.export import jsonld, records, write_csv, write_jsonl, write_xmp
+    from searchengine.records import Filters
+    from searchengine.search import open_store
+
+    store = open_store(_settings(index).index_path)
+    filters = Filters(
+        folder=str(Path(folder).expanduser().resolve()) if folder else None, collection=collection
+    )
+    ids = store.filtered_ids(filters).tolist() if filters.active else None
+    items = list(records(store, ids))
+    if fmt == "xmp":
+        if bool(out) == beside:
+            raise click.ClickException("xmp: choose where sidecars go: --out FOLDER or --beside")
+        written, skipped = write_xmp(items, Path(out).expanduser() if out else None, overwrite=overwrite)
+        click.echo(
+            f"{written} sidecars written"
+            + (f", {len(skipped)} existing kept (--overwrite)" if skipped else "")
+        )
+        return
+    import io
+
+    sink = io.StringIO(newline="")
+    if fmt == "csv":
+        write_csv(items, sink)
+    elif fmt == "jsonl":
+        write_jsonl(items, sink)
+    else:
+        sink.write(json.dumps(jsonld(items, base_url), ensure_ascii=False, indent=1) + "\n")
+    if out:
+        Path(out).expanduser().write_text(sink.getvalue(), encoding="utf-8", newline="")
+    else:
+        click.echo(sink.getvalue(), nl=False)
+    if out:
+        click.echo(f"{len(items)} images written to {out}", err=True)
 
 
 @cli.command()

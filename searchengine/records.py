@@ -111,7 +111,9 @@ class Filters:
     :param modified_before: file mtime upper bound, nanoseconds since the epoch.
     :param min_bytes: file size lower bound.
     :param max_bytes: file size upper bound.
-    :param tags: caption tags, all required.
+    :param tags: tags (from captions or added by users), all required.
+    :param where: conditions on metadata fields (:class:`searchengine.metadata.Condition`), all required.
+    :param collection: only images in this named collection.
     """
 
     folder: str | None = None
@@ -121,6 +123,8 @@ class Filters:
     min_bytes: int | None = None
     max_bytes: int | None = None
     tags: tuple[str, ...] = ()
+    where: tuple = ()
+    collection: str | None = None
 
     @property
     def active(self) -> bool:

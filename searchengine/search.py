@@ -147,6 +147,7 @@ class SearchPage:
     cutoff: float
     mode: str
     fusion: str
+    ids: list[int] = ()  # every id of the ranking, in order (the result set, for facets)
 
 
 class SearchEngine:
@@ -295,7 +296,9 @@ class SearchEngine:
             raise SearchEngineError(f"rrf_k must be positive, got {rrf_k}")
         has_text = bool(text and text.strip())
         if not has_text and image is None and like is None:
-            raise SearchEngineError("the query is empty: describe what to find, or give an image")
+            if filters is not None and filters.active:
+                return self._browse(filters, limit, offset)
+            raise SearchEngineError("the query is empty: describe what to find, give an image, or filter")
         if self.embedder is None and mode != "keyword":
             raise SearchEngineError(f"{mode} search needs the index's encoder; use --mode keyword")
         if not has_text and mode == "keyword":
@@ -368,7 +371,18 @@ class SearchEngine:
             for n, f in enumerate(page, start=1)
             if (rec := records.get(f.id)) is not None
         ]
-        return SearchPage(hits, len(fused), offset, limit, threshold, mode, fusion)
+        return SearchPage(hits, len(fused), offset, limit, threshold, mode, fusion, [f.id for f in fused])
+
+    def _browse(self, filters: Filters, limit: int, offset: int) -> SearchPage:
+        """No query, only filters: every image that passes them, by path (a catalogue listing)."""
+        ids = self.store.filtered_ids(filters).tolist()
+        records = self.store.images_by_id(ids[offset : offset + limit])
+        hits = [
+            SearchHit(rec.id, rec.path, 1.0, offset + n, rec.width, rec.height, rec.format, {})
+            for n, image_id in enumerate(ids[offset : offset + limit], start=1)
+            if (rec := records.get(image_id)) is not None
+        ]
+        return SearchPage(hits, len(ids), offset, limit, -1.0, "browse", "none", ids)
 
     def _coverage(self, parsed: ParsedQuery, ids: list[int]) -> dict[int, float]:
         """Share of the query's content terms each keyword hit contains.

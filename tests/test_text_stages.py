@@ -291,7 +291,7 @@ def test_moved_file_copies_its_text_instead_of_reading_again(index_dir, image_di
     rec = store.image_by_path(str((image_dir / "sub" / "moved.png").resolve()))
     text = store.image_text(rec.id)
     assert text["ocr_text"] == "HELLO QX-7781-B" and text["caption"].startswith("a picture saying")
-    assert set(text["stages"]) == {"ocr", "caption"}
+    assert set(text["stages"]) == {"ocr", "caption", "phash"}
     engine = SearchEngine(store, tiny_embedder)
     assert len(engine.search("moved", mode="keyword")) == 1
     assert len(engine.search("img004", mode="keyword")) == 0  # the old path's document is gone

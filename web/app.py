@@ -5,6 +5,7 @@ Run it with ``searchengine serve``; build it in code with :func:`create_app`.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import sqlite3
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, File, HTTPException, Query, Request, UploadFile
+from fastapi import Path as PathParam
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import APIKeyHeader
@@ -29,6 +31,7 @@ from searchengine.errors import (
     UnsupportedImage,
 )
 from searchengine.imaging import load_image
+from searchengine.metadata import normalise_key, parse_condition
 from searchengine.records import Filters, ImageRecord
 from searchengine.search import SearchPage, index_stats
 from web import schemas
@@ -170,7 +173,8 @@ def create_app(config: ServiceConfig | None = None, service: Service | None = No
     def run_search(params: schemas.SearchParams, image=None) -> schemas.SearchResponse:
         started = time.perf_counter()
         has_text = bool(params.q and params.q.strip())
-        engine = service.engine(need_encoder=params.mode != "keyword" or image is not None)
+        browse = not has_text and image is None and params.like is None
+        engine = service.engine(need_encoder=not browse and (params.mode != "keyword" or image is not None))
         if params.like is not None:
             rec = service.record(params.like)
             if rec.status != "ok":
@@ -187,6 +191,8 @@ def create_app(config: ServiceConfig | None = None, service: Service | None = No
             min_bytes=params.min_size,
             max_bytes=params.max_size,
             tags=tuple(t for t in params.tag if t.strip()),
+            where=tuple(parse_condition(c) for c in params.where if c.strip()),
+            collection=params.collection,
         )
         page: SearchPage = engine.query(
             params.q if has_text else None,
@@ -201,7 +207,11 @@ def create_app(config: ServiceConfig | None = None, service: Service | None = No
             filters=filters if filters.active else None,
             min_score=params.min_score,
         )
-        captions = engine.store.captions_of([h.id for h in page.hits])
+        store = engine.store
+        shown = [h.id for h in page.hits]
+        captions, meta, dups = store.captions_of(shown), store.metadata_of(shown), store.duplicates_of(shown)
+        keys = list(dict.fromkeys(normalise_key(f) for f in params.facet if f.strip()))
+        facets = store.facets(page.ids, keys) if keys else {}
         results = [
             schemas.Hit(
                 id=h.id,
@@ -214,6 +224,8 @@ def create_app(config: ServiceConfig | None = None, service: Service | None = No
                 height=h.height,
                 format=h.format,
                 caption=captions.get(h.id),
+                title=meta.get(h.id, {}).get("title"),
+                duplicates=len(dups.get(h.id, [])),
                 legs=h.legs if params.explain else None,
                 **_urls(h.id),
             )
@@ -231,6 +243,7 @@ def create_app(config: ServiceConfig | None = None, service: Service | None = No
             limit=page.limit,
             cutoff=round(page.cutoff, 6) if page.cutoff > -1 else None,
             took_ms=round((time.perf_counter() - started) * 1000, 1),
+            facets={k: [schemas.Count(value=v, count=n) for v, n in c] for k, c in facets.items()},
             results=results,
         )
 
@@ -258,8 +271,13 @@ def create_app(config: ServiceConfig | None = None, service: Service | None = No
         return run_search(params, image=query_image)
 
     # -- images ------------------------------------------------------------------------
+    def ref(rec: ImageRecord) -> schemas.Ref:
+        return schemas.Ref(id=rec.id, name=os.path.basename(rec.path), path=rec.path, **_urls(rec.id))
+
     def detail(rec: ImageRecord) -> schemas.ImageDetail:
-        text = service.store().image_text(rec.id)
+        store = service.store()
+        text = store.image_text(rec.id)
+        dup_ids = store.duplicates_of([rec.id]).get(rec.id, [])
         return schemas.ImageDetail(
             id=rec.id,
             path=rec.path,
@@ -281,6 +299,11 @@ def create_app(config: ServiceConfig | None = None, service: Service | None = No
             ocr_engine=text["ocr_engine"],
             ocr_lines=text["ocr_lines"],
             stages=text["stages"],
+            metadata=store.metadata_of([rec.id]).get(rec.id, {}),
+            metadata_sources=store.metadata_sources(rec.id),
+            user_tags=store.user_tags(rec.id),
+            collections=store.collections_of(rec.id),
+            duplicates=[ref(r) for r in store.images_by_id(dup_ids).values()],
             **_urls(rec.id),
         )
 
@@ -337,11 +360,186 @@ def create_app(config: ServiceConfig | None = None, service: Service | None = No
     @app.get("/api/filters", response_model=schemas.FilterOptions, tags=["search"])
     def filters():
         """What searches can be filtered by: folders, types and tags, with image counts."""
-        facets = service.store().facet_counts()
+        store = service.store()
+        facets = store.facet_counts()
         return schemas.FilterOptions(
             folders=[{"value": v, "count": n} for v, n in facets["folders"]],
             types=[{"value": v, "count": n} for v, n in facets["formats"]],
             tags=[{"value": v, "count": n} for v, n in facets["tags"]],
+            fields=[
+                {"key": k, "images": n, "distinct": d, "numeric": num > n / 2, "min": lo, "max": hi}
+                for k, n, d, num, lo, hi in store.metadata_fields()
+            ],
+            collections=[{"value": name, "count": n} for name, n, _ in store.collections()],
+        )
+
+    # -- asset library ---------------------------------------------------------------
+    admin = [Depends(require_key)] if config.api_key else []
+    admin_errors = {**ERRORS, 401: {"model": schemas.Error}}
+
+    @app.post(
+        "/api/images/{image_id}/tags",
+        response_model=list[str],
+        dependencies=admin,
+        responses=admin_errors,
+        tags=["library"],
+    )
+    def add_tags(image_id: Annotated[int, _id_param()], body: schemas.TagsRequest):
+        """Add your own tags to an image (searched by keyword, filtered with `tag`); returns its tags."""
+        rec = service.record(image_id)
+        service.store().add_tags(rec.id, [" ".join(t.split()) for t in body.tags])
+        return service.store().user_tags(rec.id)
+
+    @app.delete(
+        "/api/images/{image_id}/tags/{tag}",
+        response_model=list[str],
+        dependencies=admin,
+        responses=admin_errors,
+        tags=["library"],
+    )
+    def remove_tag(image_id: Annotated[int, _id_param()], tag: Annotated[str, PathParam(max_length=100)]):
+        """Remove one of your tags from an image; returns its tags."""
+        rec = service.record(image_id)
+        if not service.store().remove_tags(rec.id, [tag]):
+            raise NotFound(f"image {image_id} has no tag {tag!r}")
+        return service.store().user_tags(rec.id)
+
+    @app.get("/api/collections", response_model=list[schemas.Collection], tags=["library"])
+    def collections():
+        """Every collection with its size."""
+        return [{"name": n, "images": c, "created_at": t} for n, c, t in service.store().collections()]
+
+    def collection_name(name: str) -> str:
+        name = " ".join(name.split())
+        if not name or "\x00" in name:
+            raise SearchEngineError("a collection needs a name")
+        return name
+
+    @app.post(
+        "/api/collections/{name}",
+        response_model=schemas.Collection,
+        dependencies=admin,
+        responses=admin_errors,
+        tags=["library"],
+    )
+    def add_to_collection(name: Annotated[str, PathParam(max_length=200)], body: schemas.ImagesRequest):
+        """Add images to a collection, creating it if new."""
+        name = collection_name(name)
+        store = service.store()
+        found = store.images_by_id(body.ids)
+        missing = [i for i in body.ids if i not in found or found[i].status != "ok"]
+        if missing:
+            raise NotFound(f"not searchable images: {', '.join(map(str, missing[:20]))}")
+        store.add_to_collection(name, body.ids)
+        return next({"name": n, "images": c, "created_at": t} for n, c, t in store.collections() if n == name)
+
+    @app.delete(
+        "/api/collections/{name}/images/{image_id}",
+        status_code=204,
+        dependencies=admin,
+        responses=admin_errors,
+        tags=["library"],
+    )
+    def remove_from_collection(
+        name: Annotated[str, PathParam(max_length=200)], image_id: Annotated[int, _id_param()]
+    ):
+        """Take an image out of a collection."""
+        if not service.store().remove_from_collection(name, [image_id]):
+            raise NotFound(f"image {image_id} is not in collection {name!r}")
+
+    @app.delete(
+        "/api/collections/{name}",
+        status_code=204,
+        dependencies=admin,
+        responses=admin_errors,
+        tags=["library"],
+    )
+    def delete_collection(name: Annotated[str, PathParam(max_length=200)]):
+        """Delete a collection (its images stay indexed)."""
+        if not service.store().delete_collection(name):
+            raise NotFound(f"no collection named {name!r}")
+
+    @app.get("/api/duplicates", response_model=list[schemas.DuplicateGroup], tags=["library"])
+    def duplicates():
+        """Near-duplicate groups, found at index time (perceptual hash confirmed by embeddings)."""
+        store = service.store()
+        groups = store.duplicate_groups()
+        recs = store.images_by_id([i for g in groups for i in g])
+        return [{"images": [ref(recs[i]) for i in g if i in recs]} for g in groups]
+
+    @app.post(
+        "/api/import",
+        response_model=schemas.ImportResult,
+        dependencies=admin,
+        responses={**admin_errors, 413: {"model": schemas.Error}},
+        tags=["library"],
+    )
+    def import_catalogue_file(
+        catalogue: Annotated[UploadFile, File(description="A .csv or .jsonl catalogue.")],
+        image_column: Annotated[str | None, Query(max_length=200)] = None,
+        dry_run: bool = False,
+    ):
+        """Attach product metadata from a catalogue to indexed images (as `searchengine import`)."""
+        import tempfile
+
+        from searchengine.metadata import import_catalogue
+
+        suffix = Path(catalogue.filename or "").suffix.lower()
+        if suffix not in (".csv", ".tsv", ".jsonl", ".json", ".ndjson"):
+            raise SearchEngineError("the catalogue must be a .csv, .tsv or .jsonl file")
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / Path(catalogue.filename).name
+            path.write_bytes(catalogue.file.read())
+            try:
+                report = import_catalogue(service.store(), path, image_column=image_column, dry_run=dry_run)
+            except UnicodeDecodeError as exc:
+                raise SearchEngineError(f"the catalogue is not UTF-8 text: {exc.reason}") from None
+        return schemas.ImportResult(
+            source=report.source,
+            rows=report.rows,
+            matched=report.matched,
+            values=report.values,
+            fields=dict(report.fields),
+            unmatched=[{"line": n, "image": v} for n, v in report.unmatched],
+            ambiguous=[{"line": n, "image": v, "candidates": c} for n, v, c in report.ambiguous],
+            bad=[{"line": n, "reason": r} for n, r in report.bad],
+        )
+
+    @app.get(
+        "/api/export",
+        responses={200: {"content": {"text/csv": {}, "application/x-ndjson": {}, "application/ld+json": {}}}},
+        tags=["library"],
+    )
+    def export(
+        format: Annotated[str, Query(pattern="^(csv|jsonl|jsonld)$")] = "csv",
+        collection: Annotated[str | None, Query(max_length=200)] = None,
+        base_url: Annotated[str | None, Query(max_length=2000)] = None,
+    ):
+        """SEO metadata of every image (alt text, title, caption, keywords, OCR text, provenance)."""
+        import io
+
+        from fastapi.responses import Response
+
+        from searchengine.export import jsonld, records, write_csv, write_jsonl
+
+        store = service.store()
+        ids = store.filtered_ids(Filters(collection=collection)).tolist() if collection else None
+        items = list(records(store, ids))
+        sink = io.StringIO(newline="")
+        if format == "csv":
+            write_csv(items, sink)
+            media = "text/csv; charset=utf-8"
+        elif format == "jsonl":
+            write_jsonl(items, sink)
+            media = "application/x-ndjson"
+        else:
+            sink.write(json.dumps(jsonld(items, base_url), ensure_ascii=False))
+            media = "application/ld+json"
+        name = f"images.{format}"
+        return Response(
+            sink.getvalue(),
+            media_type=media,
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
 
     # -- index -------------------------------------------------------------------------
@@ -446,8 +644,6 @@ def create_app(config: ServiceConfig | None = None, service: Service | None = No
 
 
 def _id_param():
-    from fastapi import Path as PathParam
-
     return PathParam(ge=1, le=INT64[1], description="Image id.")
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 INT64_MAX = 2**63 - 1
 
@@ -50,13 +50,29 @@ class SearchParams(BaseModel):
         default_factory=list, max_length=10, description="Only these formats (jpeg, png...)."
     )
     tag: list[str] = Field(default_factory=list, max_length=10, description="Only images with every tag.")
+    where: list[str] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Metadata conditions, all required: brand=Nike, colour!=black, price<50 (<=, >, >=).",
+    )
+    collection: str | None = Field(None, max_length=200, description="Only images in this collection.")
+    facet: list[str] = Field(
+        default_factory=list,
+        max_length=10,
+        description="Count these metadata fields' values among the matches.",
+    )
     after: date | None = Field(None, description="Modified on or after this day.")
     before: date | None = Field(None, description="Modified on or before this day.")
     min_size: int | None = Field(None, ge=0, le=INT64_MAX, description="Bytes.")
     max_size: int | None = Field(None, ge=0, le=INT64_MAX, description="Bytes.")
     explain: bool = Field(True, description="Include each hit's rank and score in every leg.")
 
-    _clean = field_validator("q", "folder", "type", "tag")(_no_nul)
+    _clean = field_validator("q", "folder", "type", "tag", "where", "collection", "facet")(_no_nul)
+
+
+class Count(BaseModel):
+    value: str
+    count: int
 
 
 class Leg(BaseModel):
@@ -76,6 +92,8 @@ class Hit(BaseModel):
     height: int | None
     format: str | None
     caption: str | None
+    title: str | None = Field(None, description="Product title, from imported metadata.")
+    duplicates: int = Field(0, description="How many near duplicates of it are indexed.")
     legs: dict[str, Leg] | None = Field(None, description="Why it matched: its place in each leg.")
     thumbnail: str
     file: str
@@ -93,6 +111,9 @@ class SearchResponse(BaseModel):
     limit: int
     cutoff: float | None = Field(description="Cosine the semantic leg required.")
     took_ms: float
+    facets: dict[str, list[Count]] = Field(
+        default_factory=dict, description="Value counts among all matches."
+    )
     results: list[Hit]
 
 
@@ -100,6 +121,13 @@ class OcrLine(BaseModel):
     text: str
     confidence: float
     box: list[list[float]] = Field(description="Four (x, y) corners in original pixels.")
+
+
+class Ref(BaseModel):
+    id: int
+    name: str
+    path: str
+    thumbnail: str
 
 
 class Stage(BaseModel):
@@ -128,19 +156,30 @@ class ImageDetail(BaseModel):
     ocr_engine: str | None
     ocr_lines: list[OcrLine]
     stages: dict[str, Stage]
+    metadata: dict[str, str] = Field(description="Imported product fields.")
+    metadata_sources: dict[str, str] = Field(description="Which import each field came from.")
+    user_tags: list[str]
+    collections: list[str]
+    duplicates: list[Ref] = Field(description="Its near duplicates.")
     thumbnail: str
     file: str
 
 
-class Count(BaseModel):
-    value: str
-    count: int
+class Field_(BaseModel):
+    key: str
+    images: int
+    distinct: int
+    numeric: bool = Field(description="Most values are numbers (filter with <, >).")
+    min: float | None = None
+    max: float | None = None
 
 
 class FilterOptions(BaseModel):
     folders: list[Count]
     types: list[Count]
     tags: list[Count]
+    fields: list[Field_]
+    collections: list[Count]
 
 
 class Failure(BaseModel):
@@ -207,6 +246,43 @@ class IndexRequest(BaseModel):
     retry_failed: bool = False
 
     _clean = field_validator("root")(_no_nul)
+
+
+class TagsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tags: list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]] = (
+        Field(min_length=1, max_length=50)
+    )
+
+    _clean = field_validator("tags")(_no_nul)
+
+
+class ImagesRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[Annotated[int, Field(ge=1, le=INT64_MAX)]] = Field(min_length=1, max_length=10_000)
+
+
+class Collection(BaseModel):
+    name: str
+    images: int
+    created_at: str
+
+
+class DuplicateGroup(BaseModel):
+    images: list[Ref]
+
+
+class ImportResult(BaseModel):
+    source: str
+    rows: int
+    matched: int
+    values: int
+    fields: dict[str, int]
+    unmatched: list[dict]
+    ambiguous: list[dict]
+    bad: list[dict]
 
 
 class Error(BaseModel):

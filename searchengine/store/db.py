@@ -19,8 +19,7 @@ import sqlite_utils
 
 from searchengine.errors import IndexMismatch, SearchEngineError
 from searchengine.records import Caption, EncoderId, Filters, ImageRecord, OcrResult
-from searchengine.store.schema import migrate
-from searchengine.text import name_and_folder, split_letters_digits
+from searchengine.store.schema import migrate, refresh_fts
 
 DB_NAME = "index.db"
 BUSY_TIMEOUT_MS = 30_000
@@ -61,6 +60,7 @@ class ImageWrite:
     reset: bool = False
     ocr: OcrResult | None = None
     caption: Caption | None = None
+    phash: str | None = None
     stages: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     copy_stages: dict[str, str] = field(default_factory=dict)
 
@@ -238,6 +238,8 @@ class Store:
                     changed = changed or gone.rowcount > 0
                 if w.copy_stages:
                     self._copy_stages(image_id, w.row["sha256"] if w.row else None, w.copy_stages)
+                if w.phash is not None:
+                    self.db.execute("UPDATE images SET phash = ? WHERE id = ?", [w.phash, image_id])
                 if w.ocr is not None:
                     self._write_ocr(image_id, w.ocr, w.stages["ocr"][0])
                 if w.caption is not None:
@@ -323,25 +325,7 @@ class Store:
             )
 
     def _refresh_fts(self, image_id: int) -> None:
-        """Rebuild the keyword document of one image from its current rows."""
-        row = self.db.execute(
-            "SELECT i.path, i.root, coalesce(c.text, ''), coalesce(c.tags, '[]'), coalesce(o.text, '') "
-            "FROM images i LEFT JOIN captions c ON c.image_id = i.id "
-            "LEFT JOIN ocr o ON o.image_id = i.id WHERE i.id = ?",
-            [image_id],
-        ).fetchone()
-        self.db.execute("DELETE FROM search_fts WHERE rowid = ?", [image_id])
-        if row is None:
-            return
-        path, root, caption, tags, ocr = row
-        name, folder = name_and_folder(path, root)
-        self.db.execute(
-            "INSERT INTO search_fts(rowid, name, folder, caption, tags, ocr) VALUES (?,?,?,?,?,?)",
-            [
-                image_id,
-                *(split_letters_digits(t) for t in (name, folder, caption, " ".join(json.loads(tags)), ocr)),
-            ],
-        )
+        refresh_fts(self.db.conn, image_id)
 
     def touch(self, path: str, size: int, mtime_ns: int) -> None:
         """Record a new mtime/size for a file whose content did not change."""
@@ -392,11 +376,12 @@ class Store:
         """Return ``(image_id, score)`` best first for an FTS5 MATCH expression.
 
         The score is the negated BM25 rank (higher is better); file names weigh
-        double, folder names half. Ties are broken by id, so pages are stable.
+        double, metadata (product titles, brands...) one and a half, folder names half.
+        Ties are broken by id, so pages are stable.
         """
         where, params = filter_sql(filters)
         rows = self.db.execute(
-            "SELECT f.rowid, -bm25(search_fts, 2.0, 0.5, 1.0, 1.0, 1.0) AS score "
+            "SELECT f.rowid, -bm25(search_fts, 2.0, 0.5, 1.0, 1.0, 1.0, 1.5) AS score "
             "FROM search_fts f JOIN images i ON i.id = f.rowid "
             f"WHERE search_fts MATCH ? AND {where} ORDER BY score DESC, f.rowid LIMIT ?",
             [match, *params, k],
@@ -409,8 +394,8 @@ class Store:
             return {}
         marks = ",".join("?" * len(ids))
         rows = self.db.execute(
-            f"SELECT rowid, name || ' ' || folder || ' ' || caption || ' ' || tags || ' ' || ocr "
-            f"FROM search_fts WHERE rowid IN ({marks})",
+            "SELECT rowid, name || ' ' || folder || ' ' || caption || ' ' || tags || ' ' || ocr || ' ' "
+            f"|| meta FROM search_fts WHERE rowid IN ({marks})",
             list(ids),
         ).fetchall()
         return {int(r[0]): r[1] for r in rows}
@@ -431,9 +416,9 @@ class Store:
         return np.frombuffer(row[0], dtype=np.float32).reshape(dim).copy() if row else None
 
     def filtered_ids(self, filters: Filters) -> np.ndarray:
-        """Return the ids (int64) of the searchable images that pass ``filters``."""
+        """Return the ids (int64) of the searchable images that pass ``filters``, by path."""
         where, params = filter_sql(filters)
-        rows = self.db.execute(f"SELECT i.id FROM images i WHERE {where}", params).fetchall()
+        rows = self.db.execute(f"SELECT i.id FROM images i WHERE {where} ORDER BY i.path", params).fetchall()
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     def image_text(self, image_id: int) -> dict:
@@ -498,6 +483,182 @@ class Store:
             "tags": [(t, n) for t, n in tags],
         }
 
+    # -- metadata, user tags, collections ----------------------------------------
+    def searchable_paths(self) -> list[tuple[int, str]]:
+        return self.db.execute("SELECT id, path FROM images WHERE status = 'ok'").fetchall()
+
+    def set_metadata(self, writes: Sequence[tuple[int, dict[str, str]]], source: str) -> None:
+        """Upsert metadata fields of many images in one transaction (``source``: provenance)."""
+        from searchengine.metadata import as_number
+
+        with self.db.atomic():
+            for image_id, values in writes:
+                for key, value in values.items():
+                    self.db.execute(
+                        "INSERT OR REPLACE INTO metadata(image_id, key, value, num, source) "
+                        "VALUES (?,?,?,?,?)",
+                        [image_id, key, value, as_number(value), source],
+                    )
+                self._refresh_fts(image_id)
+
+    def metadata_of(self, ids: Sequence[int]) -> dict[int, dict[str, str]]:
+        """Return each image's metadata fields (key -> value)."""
+        out: dict[int, dict[str, str]] = {}
+        for image_id, key, value in self._rows_for(ids, "SELECT image_id, key, value FROM metadata"):
+            out.setdefault(image_id, {})[key] = value
+        return out
+
+    def metadata_sources(self, image_id: int) -> dict[str, str]:
+        rows = self.db.execute("SELECT key, source FROM metadata WHERE image_id = ?", [image_id])
+        return dict(rows.fetchall())
+
+    def _rows_for(self, ids: Sequence[int], select: str, where: str = "", params: Sequence = ()) -> list:
+        """Run ``select`` restricted to ``image_id IN ids`` (any number of ids)."""
+        ids = [int(i) for i in ids]
+        if not ids:
+            return []
+        sql = f"{select} WHERE image_id IN (SELECT value FROM json_each(?)){where}"
+        return self.db.execute(sql, [json.dumps(ids), *params]).fetchall()
+
+    def facets(
+        self, ids: Sequence[int], keys: Sequence[str], top: int = 20
+    ) -> dict[str, list[tuple[str, int]]]:
+        """Count each field's values among ``ids`` (a result set), most frequent first."""
+        out: dict[str, list[tuple[str, int]]] = {k: [] for k in keys}
+        if not keys:
+            return out
+        marks = ",".join("?" * len(keys))
+        rows = self._rows_for(
+            ids,
+            "SELECT key, min(value), count(*) FROM metadata",
+            f" AND key IN ({marks}) GROUP BY key, lower(value) ORDER BY count(*) DESC, min(value)",
+            list(keys),
+        )
+        for key, value, n in rows:
+            if len(out[key]) < top:
+                out[key].append((value, n))
+        return out
+
+    def metadata_fields(self) -> list[tuple[str, int, int, int, float | None, float | None]]:
+        """Return ``(key, images, distinct values, numeric values, min, max)`` for every field."""
+        return self.db.execute(
+            "SELECT key, count(*), count(DISTINCT lower(value)), count(num), min(num), max(num) "
+            "FROM metadata GROUP BY key ORDER BY key"
+        ).fetchall()
+
+    def user_tags(self, image_id: int) -> list[str]:
+        rows = self.db.execute("SELECT tag FROM user_tags WHERE image_id = ? ORDER BY tag", [image_id])
+        return [r[0] for r in rows.fetchall()]
+
+    def add_tags(self, image_id: int, tags: Sequence[str]) -> None:
+        with self.db.atomic():
+            for tag in tags:
+                self.db.execute(
+                    "INSERT OR IGNORE INTO user_tags(image_id, tag, added_at) VALUES (?,?,?)",
+                    [image_id, tag, _now()],
+                )
+            self._refresh_fts(image_id)
+
+    def remove_tags(self, image_id: int, tags: Sequence[str]) -> int:
+        with self.db.atomic():
+            gone = sum(
+                self.db.execute(
+                    "DELETE FROM user_tags WHERE image_id = ? AND lower(tag) = lower(?)", [image_id, t]
+                ).rowcount
+                for t in tags
+            )
+            self._refresh_fts(image_id)
+        return gone
+
+    def collections(self) -> list[tuple[str, int, str]]:
+        """Return ``(name, images, created_at)`` for every collection."""
+        return self.db.execute(
+            "SELECT c.name, count(ci.image_id), c.created_at FROM collections c "
+            "LEFT JOIN collection_items ci ON ci.collection_id = c.id GROUP BY c.id ORDER BY c.name"
+        ).fetchall()
+
+    def collections_of(self, image_id: int) -> list[str]:
+        rows = self.db.execute(
+            "SELECT c.name FROM collections c JOIN collection_items ci ON ci.collection_id = c.id "
+            "WHERE ci.image_id = ? ORDER BY c.name",
+            [image_id],
+        )
+        return [r[0] for r in rows.fetchall()]
+
+    def add_to_collection(self, name: str, ids: Sequence[int]) -> int:
+        """Add images to a collection (created if new); returns how many were not in it yet."""
+        with self.db.atomic():
+            self.db.execute(
+                "INSERT OR IGNORE INTO collections(name, created_at) VALUES (?, ?)", [name, _now()]
+            )
+            cid = self.db.execute("SELECT id FROM collections WHERE name = ?", [name]).fetchone()[0]
+            return sum(
+                self.db.execute(
+                    "INSERT OR IGNORE INTO collection_items(collection_id, image_id, added_at) "
+                    "VALUES (?,?,?)",
+                    [cid, int(i), _now()],
+                ).rowcount
+                for i in ids
+            )
+
+    def remove_from_collection(self, name: str, ids: Sequence[int]) -> int:
+        with self.db.atomic():
+            return sum(
+                self.db.execute(
+                    "DELETE FROM collection_items WHERE image_id = ? AND collection_id = "
+                    "(SELECT id FROM collections WHERE name = ?)",
+                    [int(i), name],
+                ).rowcount
+                for i in ids
+            )
+
+    def delete_collection(self, name: str) -> bool:
+        with self.db.atomic():
+            return self.db.execute("DELETE FROM collections WHERE name = ?", [name]).rowcount > 0
+
+    # -- near duplicates ------------------------------------------------------------
+    def set_phashes(self, hashes: Sequence[tuple[int, str]]) -> None:
+        with self.db.atomic():
+            self.db.executemany("UPDATE images SET phash = ? WHERE id = ?", [(h, i) for i, h in hashes])
+
+    def phashes(self) -> dict[int, str]:
+        rows = self.db.execute("SELECT id, phash FROM images WHERE status = 'ok' AND phash IS NOT NULL")
+        return dict(rows.fetchall())
+
+    def replace_duplicates(self, groups: Sequence[Sequence[int]], params: dict) -> None:
+        """Store near-duplicate groups (each a list of image ids) and how they were found."""
+        with self.db.atomic():
+            self.db.execute("DELETE FROM duplicates")
+            for group in groups:
+                gid = min(group)
+                for image_id in group:
+                    self.db.execute(
+                        "INSERT INTO duplicates(image_id, group_id) VALUES (?, ?)", [image_id, gid]
+                    )
+            self.db["meta"].upsert({"key": "duplicates", "value": json.dumps(params)}, pk="key")
+
+    def duplicate_groups(self) -> list[list[int]]:
+        groups: dict[int, list[int]] = {}
+        for image_id, gid in self.db.execute(
+            "SELECT image_id, group_id FROM duplicates ORDER BY group_id, image_id"
+        ):
+            groups.setdefault(gid, []).append(image_id)
+        return list(groups.values())
+
+    def duplicates_of(self, ids: Sequence[int]) -> dict[int, list[int]]:
+        """Return, for each of ``ids`` in a group, the other members of its group."""
+        rows = self._rows_for(ids, "SELECT image_id, group_id FROM duplicates")
+        gids = {gid for _, gid in rows}
+        if not gids:
+            return {}
+        members: dict[int, list[int]] = {}
+        for image_id, gid in self.db.execute(
+            "SELECT image_id, group_id FROM duplicates WHERE group_id IN (SELECT value FROM json_each(?))",
+            [json.dumps(sorted(gids))],
+        ):
+            members.setdefault(gid, []).append(image_id)
+        return {i: [m for m in members[g] if m != i] for i, g in rows}
+
     def failures(self) -> list[ImageRecord]:
         rows = self.db.execute(f"SELECT {_IMAGE_COLUMNS} FROM images WHERE status = 'failed' ORDER BY path")
         return [_record(r) for r in rows.fetchall()]
@@ -551,10 +712,31 @@ def filter_sql(filters: Filters | None) -> tuple[str, list]:
             params.append(value)
     for tag in filters.tags:
         conds.append(
-            "EXISTS (SELECT 1 FROM captions c, json_each(c.tags) t "
-            "WHERE c.image_id = i.id AND lower(t.value) = lower(?))"
+            "(EXISTS (SELECT 1 FROM captions c, json_each(c.tags) t "
+            "WHERE c.image_id = i.id AND lower(t.value) = lower(?)) OR EXISTS (SELECT 1 FROM user_tags u "
+            "WHERE u.image_id = i.id AND lower(u.tag) = lower(?)))"
         )
-        params.append(tag)
+        params += [tag, tag]
+    for cond in filters.where:
+        if cond.op in ("=", "!="):
+            test = "EXISTS" if cond.op == "=" else "NOT EXISTS"
+            conds.append(
+                f"{test} (SELECT 1 FROM metadata m WHERE m.image_id = i.id AND m.key = ? "
+                "AND lower(m.value) = lower(?))"
+            )
+            params += [cond.key, cond.value]
+        else:
+            conds.append(
+                "EXISTS (SELECT 1 FROM metadata m WHERE m.image_id = i.id AND m.key = ? "
+                f"AND m.num {cond.op} ?)"
+            )
+            params += [cond.key, cond.number]
+    if filters.collection is not None:
+        conds.append(
+            "EXISTS (SELECT 1 FROM collection_items ci JOIN collections c ON c.id = ci.collection_id "
+            "WHERE ci.image_id = i.id AND c.name = ?)"
+        )
+        params.append(filters.collection)
     return " AND ".join(conds), params
 
 

@@ -7,6 +7,7 @@ from a newer version of the program is refused rather than guessed at.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable
 
@@ -78,6 +79,83 @@ CREATE VIRTUAL TABLE search_fts USING fts5(
 );
 """
 
+SCHEMA_0003 = """
+-- Product and asset metadata (imported catalogues): one value per (image, key), keys
+-- in lower snake case; num holds the value as a number when it reads as one (ranges).
+CREATE TABLE metadata (
+    image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    key      TEXT NOT NULL,
+    value    TEXT NOT NULL,
+    num      REAL,
+    source   TEXT NOT NULL,               -- provenance, e.g. import:catalog.csv
+    PRIMARY KEY (image_id, key)
+);
+CREATE INDEX metadata_key_value ON metadata(key, lower(value));
+CREATE INDEX metadata_key_num ON metadata(key, num);
+CREATE TABLE user_tags (
+    image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    tag      TEXT NOT NULL,
+    added_at TEXT NOT NULL,
+    PRIMARY KEY (image_id, tag)
+);
+CREATE TABLE collections (
+    id         INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE collection_items (
+    collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+    image_id      INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    added_at      TEXT NOT NULL,
+    PRIMARY KEY (collection_id, image_id)
+);
+CREATE INDEX collection_items_image ON collection_items(image_id);
+-- Near-duplicate groups, recomputed after every index run (group_id: smallest member id).
+CREATE TABLE duplicates (
+    image_id INTEGER PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
+    group_id INTEGER NOT NULL
+);
+CREATE INDEX duplicates_group ON duplicates(group_id);
+-- perceptual hash, 16 hex digits (64 bits)
+ALTER TABLE images ADD COLUMN phash TEXT;
+DROP TABLE search_fts;
+CREATE VIRTUAL TABLE search_fts USING fts5(
+    name, folder, caption, tags, ocr, meta,
+    tokenize = 'unicode61 remove_diacritics 2'
+)
+"""
+
+
+def refresh_fts(conn: sqlite3.Connection, image_id: int) -> None:
+    """Rebuild the keyword document of one image from its current rows.
+
+    Fields: file name, folder (below the indexed root), caption, caption and user
+    tags, OCR text, metadata values.
+    """
+    row = conn.execute(
+        "SELECT i.path, i.root, coalesce(c.text, ''), coalesce(c.tags, '[]'), coalesce(o.text, '') "
+        "FROM images i LEFT JOIN captions c ON c.image_id = i.id "
+        "LEFT JOIN ocr o ON o.image_id = i.id WHERE i.id = ?",
+        [image_id],
+    ).fetchone()
+    conn.execute("DELETE FROM search_fts WHERE rowid = ?", [image_id])
+    if row is None:
+        return
+    path, root, caption, tags, ocr = row
+    user = [
+        t for (t,) in conn.execute("SELECT tag FROM user_tags WHERE image_id = ? ORDER BY tag", [image_id])
+    ]
+    meta = [
+        v for (v,) in conn.execute("SELECT value FROM metadata WHERE image_id = ? ORDER BY key", [image_id])
+    ]
+    name, folder = name_and_folder(path, root)
+    fields = (name, folder, caption, " ".join(json.loads(tags) + user), ocr, "\n".join(meta))
+    conn.execute(
+        "INSERT INTO search_fts(rowid, name, folder, caption, tags, ocr, meta) VALUES (?,?,?,?,?,?,?)",
+        [image_id, *(split_letters_digits(t) for t in fields)],
+    )
+
+
 Migration = Callable[[sqlite3.Connection], None]
 
 
@@ -104,9 +182,16 @@ def _m0002_text(conn: sqlite3.Connection) -> None:
         )
 
 
+def _m0003_library(conn: sqlite3.Connection) -> None:
+    _script(conn, SCHEMA_0003)
+    for (image_id,) in conn.execute("SELECT id FROM images").fetchall():
+        refresh_fts(conn, image_id)  # the keyword index gains its metadata column
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_initial", _m0001_initial),
     ("0002_captions_ocr_fts", _m0002_text),
+    ("0003_metadata_tags_collections_duplicates", _m0003_library),
 ]
 
 

@@ -446,3 +446,81 @@ def test_moved_gallery_copy_is_still_isolated(tmp_path, gallery):
     assert c.get(f"/api/images/{rid}/thumbnail").status_code == 200
     assert (copy / "thumbs").is_dir()
     _ = make_image  # shared helper kept for symmetry with other suites
+
+
+# -- catalogue, library, SEO (issue: catalogues, asset libraries and SEO) ------------------------
+def test_catalogue_import_facets_and_where_over_http(tmp_path, tiny_embedder):
+    root, index = tmp_path / "photos", tmp_path / "index"
+    build_gallery(root, index, tiny_embedder)
+    client = make_client(index, api_key="k")
+    catalogue = (
+        "file,title,brand,colour,price\n"
+        "red.png,Red Mug,Acme,Red,12.50\n"
+        "blue.jpg,Blue Mug,Acme,Blue,15\n"
+        "img000.png,Desk Lamp,Lumo,Black,49\n"
+        "nothing.png,Ghost,Acme,Red,1\n"
+    )
+    files = {"catalogue": ("cat.csv", catalogue.encode(), "text/csv")}
+    assert client.post("/api/import", files=files).status_code == 401
+    r = client.post("/api/import", files=files, headers={"X-API-Key": "k"})
+    assert r.status_code == 200, r.text
+    assert (r.json()["matched"], r.json()["unmatched"]) == (3, [{"line": 5, "image": "nothing.png"}])
+    bad = client.post("/api/import", files={"catalogue": ("c.xls", b"x", "x")}, headers={"X-API-Key": "k"})
+    assert bad.status_code == 400
+
+    body = client.get("/api/search", params={"q": "mug", "facet": ["brand", "colour"], "min_score": -1}).json()
+    assert {h["title"] for h in body["results"][:2]} == {"Red Mug", "Blue Mug"}
+    assert {"value": "Acme", "count": 2} in body["facets"]["brand"]
+    browse = client.get("/api/search", params={"where": ["brand=acme", "price<14"]}).json()
+    assert browse["mode"] == "browse" and [h["title"] for h in browse["results"]] == ["Red Mug"]
+    assert client.get("/api/search", params={"where": "price<cheap"}).status_code == 400
+    fields = {f["key"]: f for f in client.get("/api/filters").json()["fields"]}
+    assert fields["price"]["numeric"] and (fields["price"]["min"], fields["price"]["max"]) == (12.5, 49)
+    detail = client.get("/api/images/lookup", params={"path": str(root / "red.png")}).json()
+    assert detail["metadata"]["title"] == "Red Mug" and detail["metadata_sources"]["title"] == "import:cat.csv"
+
+
+def test_tags_collections_duplicates_and_export_over_http(tmp_path, tiny_embedder):
+    root, index = tmp_path / "photos", tmp_path / "index"
+    write_images(root, 3)
+    original = make_image(seed=7, size=(200, 160))
+    original.save(root / "orig.png")
+    original.resize((120, 96)).save(root / "copy.jpg", quality=70)
+    from indexer.pipeline import Indexer
+    from searchengine.store.db import Store
+
+    Indexer(Store(index), tiny_embedder).run(root)
+    client = make_client(index, api_key="k")
+    key = {"X-API-Key": "k"}
+    orig = client.get("/api/images/lookup", params={"path": str(root / "orig.png")}).json()
+    assert [d["name"] for d in orig["duplicates"]] == ["copy.jpg"]
+    groups = client.get("/api/duplicates").json()
+    assert [sorted(i["name"] for i in g["images"]) for g in groups] == [["copy.jpg", "orig.png"]]
+    hit = client.get("/api/search", params={"like": orig["id"]}).json()["results"]
+    assert next(h for h in hit if h["name"] == "copy.jpg")["duplicates"] == 1
+
+    assert client.post(f"/api/images/{orig['id']}/tags", json={"tags": ["hero"]}).status_code == 401
+    r = client.post(f"/api/images/{orig['id']}/tags", json={"tags": [" hero ", "spring sale"]}, headers=key)
+    assert r.json() == ["hero", "spring sale"]
+    found = client.get("/api/search", params={"q": "spring sale", "mode": "keyword"}).json()["results"]
+    assert [h["name"] for h in found] == ["orig.png"]
+    assert client.delete(f"/api/images/{orig['id']}/tags/hero", headers=key).json() == ["spring sale"]
+    assert client.delete(f"/api/images/{orig['id']}/tags/hero", headers=key).status_code == 404
+    assert client.post(f"/api/images/{orig['id']}/tags", json={"tags": []}, headers=key).status_code == 422
+
+    r = client.post("/api/collections/Campaign", json={"ids": [orig["id"]]}, headers=key)
+    assert r.json()["images"] == 1
+    assert client.post("/api/collections/Campaign", json={"ids": [99999]}, headers=key).status_code == 404
+    assert client.get("/api/collections").json()[0]["name"] == "Campaign"
+    inside = client.get("/api/search", params={"q": "a picture", "collection": "Campaign", "min_score": -1}).json()
+    assert [h["name"] for h in inside["results"]] == ["orig.png"]
+    assert client.delete(f"/api/collections/Campaign/images/{orig['id']}", headers=key).status_code == 204
+    assert client.delete("/api/collections/Campaign", headers=key).status_code == 204
+    assert client.delete("/api/collections/Campaign", headers=key).status_code == 404
+
+    r = client.get("/api/export", params={"format": "csv"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    assert r.text.splitlines()[0].startswith("path,alt_text,title,caption,keywords")
+    ld = client.get("/api/export", params={"format": "jsonld"}).json()
+    assert {o["@type"] for o in ld["@graph"]} == {"ImageObject"} and len(ld["@graph"]) == 5
+    assert client.get("/api/export", params={"format": "xmp"}).status_code == 422

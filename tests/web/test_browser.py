@@ -8,6 +8,7 @@ Runs on the sample gallery with the bundled offline models (real search quality)
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -56,6 +57,9 @@ def server(tmp_path_factory):
         captioner=create_captioner("offline"),
         ocr=create_ocr("rapidocr"),
     ).run(SAMPLE)
+    from searchengine.metadata import import_catalogue
+
+    import_catalogue(store, SAMPLE / "products.csv")
     store.close()
     app = create_app(ServiceConfig(settings=Settings(index_path=index, captioner="none", ocr="none")))
     app.state.service.warm_up()
@@ -136,7 +140,7 @@ def test_search_detail_similar_and_upload(page):
 def test_text_in_images_and_filters(page):
     expect = playwright_api.expect
     page.locator("#q").fill("QX-7781-B")
-    expect(page.locator("#results li .name").first).to_have_text("green_tea.png")  # its label's SKU
+    expect(page.locator("#results li .name").first).to_have_text("Organic Green Tea Sencha 250 g")  # SKU on its label
     page.locator("#results li .thumb").first.click()
     expect(page.locator("#detail-ocr")).to_contain_text("QX-7781-B")
     expect(page.locator("#detail-boxes polygon").first).to_be_attached()
@@ -154,6 +158,29 @@ def test_text_in_images_and_filters(page):
     assert "horse_silhouette.gif" not in card_names(page)
     page.locator("#type").select_option("GIF")
     expect(page.locator("#results li .name")).to_have_text(["horse_silhouette.gif"])
+
+
+def test_catalogue_facets_ranges_and_titles(page):
+    expect = playwright_api.expect
+    page.locator("#q").fill("pantry")
+    expect(page.locator("#facets .facet").first).to_be_visible()
+    expect(page.locator("#results li .name").first).to_have_text(re.compile("Coffee|Tea|Oil|Honey"))
+    page.locator("#facets button", has_text="Meadow & Co").click()
+    expect(page.locator("#active-filters button")).to_have_text("brand: Meadow & Co ×")
+    page.wait_for_function(
+        "[...document.querySelectorAll('#results .name')].length === 2"  # oil and honey: pantry + Meadow
+    )
+    assert sorted(card_names(page)) == ["Extra Virgin Olive Oil 750 ml", "Raw Wildflower Honey 350 g"]
+    shot(page, "12-facets")
+    page.locator("#ranges input[data-op='<=']").fill("10")
+    page.locator("#ranges input[data-op='<=']").press("Enter")
+    expect(page.locator("#results li .name")).to_have_text(["Raw Wildflower Honey 350 g"])
+    page.locator("#results li .thumb").first.click()
+    expect(page.locator("#detail-product")).to_contain_text("WH-0350-H")
+    shot(page, "13-product-detail")
+    page.keyboard.press("Escape")
+    page.locator("#active-filters button").click()
+    expect(page.locator("#active-filters button")).to_have_count(0)
 
 
 def test_empty_and_error_states(page, server):

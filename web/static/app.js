@@ -15,6 +15,8 @@ const state = {
   lastFocus: null,
   detailHit: null,
   detailData: null,
+  where: [],          // field conditions: "brand=Acme", "price>=10"
+  facetKeys: [],      // fields worth counting (few distinct values)
 };
 
 // ---- helpers ---------------------------------------------------------------------
@@ -69,13 +71,25 @@ function params() {
   if ($("folder").value) p.set("folder", $("folder").value);
   if ($("type").value) p.append("type", $("type").value);
   if ($("tag").value.trim()) p.append("tag", $("tag").value.trim());
+  if ($("collection").value) p.set("collection", $("collection").value);
+  for (const w of state.where.concat(rangeConditions())) p.append("where", w);
+  for (const k of state.facetKeys) p.append("facet", k);
   p.set("limit", PAGE);
   p.set("offset", state.offset);
   return p;
 }
 
+function rangeConditions() {
+  const out = [];
+  for (const input of document.querySelectorAll("#ranges input")) {
+    if (input.value.trim() !== "") out.push(`${input.dataset.key}${input.dataset.op}${input.value.trim()}`);
+  }
+  return out;
+}
+
 function filtersActive() {
-  return Boolean($("folder").value || $("type").value || $("tag").value.trim());
+  return Boolean($("folder").value || $("type").value || $("tag").value.trim() || $("collection").value ||
+    state.where.length || rangeConditions().length);
 }
 
 async function search(reset = true) {
@@ -83,7 +97,8 @@ async function search(reset = true) {
   const url = new URL(location.href);
   if (state.q) url.searchParams.set("q", state.q); else url.searchParams.delete("q");
   history.replaceState(null, "", url);
-  if (!state.q && !state.image && !state.like) {
+  renderActiveFilters();
+  if (!state.q && !state.image && !state.like && !filtersActive()) {
     if (state.controller) state.controller.abort();
     showIntro();
     return;
@@ -122,7 +137,37 @@ function describeQuery() {
   if (state.q) parts.push(`“${state.q}”`);
   if (state.image) parts.push("your image");
   if (state.like) parts.push(`images like ${state.like.name}`);
+  if (!parts.length) parts.push("the filters");
   return parts.join(" + ");
+}
+
+function renderActiveFilters() {
+  const box = $("active-filters");
+  box.replaceChildren();
+  state.where.forEach((w, i) => {
+    box.append(el("button", {
+      type: "button", class: "chip-button", title: `Remove the filter ${w}`,
+      onclick: () => { state.where.splice(i, 1); search(); },
+    }, `${w.replace("=", ": ")} ×`));
+  });
+}
+
+function renderFacets(data) {
+  const box = $("facets");
+  box.replaceChildren();
+  for (const [key, values] of Object.entries(data.facets || {})) {
+    const open = values.filter((v) => !state.where.includes(`${key}=${v.value}`));
+    if (values.length < 2 || !open.length) continue;
+    const group = el("div", { class: "facet", role: "group", "aria-label": key.replace(/_/g, " ") },
+      el("span", { class: "facet-name", text: key.replace(/_/g, " ") }));
+    for (const v of open.slice(0, 8)) {
+      group.append(el("button", {
+        type: "button", class: "chip-button", title: `Only ${key} ${v.value}`,
+        onclick: () => { state.where.push(`${key}=${v.value}`); search(); },
+      }, `${v.value} (${v.count})`));
+    }
+    box.append(group);
+  }
 }
 
 function render(data, reset) {
@@ -130,6 +175,7 @@ function render(data, reset) {
   if (reset) list.replaceChildren();
   const start = list.children.length;
   data.results.forEach((hit, i) => list.append(card(hit, start + i)));
+  if (reset) renderFacets(data);
   const shown = state.hits.length;
   $("status").textContent = shown
     ? `${shown} of ${data.total} for ${describeQuery()} · ${data.mode} · ${Math.round(data.took_ms)} ms`
@@ -140,7 +186,7 @@ function render(data, reset) {
   if (!shown) {
     $("empty-title").textContent = `No images match ${describeQuery()}.`;
     const hints = [];
-    if (filtersActive()) hints.push("clear the filters");
+    if (filtersActive()) hints.push("remove a filter");
     if (Number($("balance").value) > 50) hints.push("move the balance toward Semantic");
     if (state.q && state.q.split(/\s+/).length > 3) hints.push("use fewer words");
     hints.push("describe what the image shows, or type words that appear in it");
@@ -152,10 +198,11 @@ function card(hit, index) {
   const why = hit.legs
     ? Object.entries(hit.legs).map(([leg, v]) => `${leg === "vector" ? "semantic" : leg} #${v.rank}`).join(", ")
     : "";
+  const label = hit.title || hit.name;
   const open = el("button", {
     type: "button",
     class: "thumb",
-    "aria-label": `${hit.name}${hit.caption ? ": " + hit.caption : ""}. Show details`,
+    "aria-label": `${label}${hit.caption ? ": " + hit.caption : ""}. Show details`,
     onclick: () => openDetail(hit),
   },
   el("img", {
@@ -170,10 +217,15 @@ function card(hit, index) {
     title: `Find images similar to ${hit.name}`,
     onclick: () => findSimilar(hit),
   }, "Find similar");
+  const badge = hit.duplicates
+    ? el("span", { class: "badge", title: "Near duplicates of this image are indexed" },
+      `${hit.duplicates + 1} copies`)
+    : null;
   return el("li", { class: "card", "data-id": hit.id },
     open,
+    badge,
     el("div", { class: "meta" },
-      el("span", { class: "name", title: hit.path, text: hit.name }),
+      el("span", { class: "name", title: hit.path, text: label }),
       el("span", { class: "legs", text: why })),
     similar);
 }
@@ -252,7 +304,7 @@ async function openDetail(hit) {
   state.lastFocus = document.activeElement;
   state.detailHit = hit;
   const panel = $("detail");
-  $("detail-title").textContent = hit.name;
+  $("detail-title").textContent = hit.title || hit.name;
   $("detail-caption").textContent = hit.caption || "";
   $("detail-img").src = `${hit.thumbnail}?size=1024`;
   $("detail-img").alt = hit.caption || hit.name;
@@ -290,7 +342,7 @@ function renderWhy(hit) {
     }));
   }
   if (!why.children.length) why.append(el("li", { text: "No explanation for this result." }));
-  why.append(el("li", { class: "muted", text: `Fused score ${hit.score.toFixed(4)}, rank ${hit.rank}` }));
+  if (hit.rank) why.append(el("li", { class: "muted", text: `Fused score ${hit.score.toFixed(4)}, rank ${hit.rank}` }));
 }
 
 function renderDetail(d) {
@@ -303,7 +355,31 @@ function renderDetail(d) {
       onclick: () => { $("tag").value = t; closeDetail(); search(); },
     }, t));
   }
-  if (!d.tags.length) tags.append(el("span", { class: "muted", text: "No tags." }));
+  for (const t of d.user_tags) {
+    tags.append(el("button", {
+      type: "button", class: "tag user", title: `Your tag: only images tagged ${t}`,
+      onclick: () => { $("tag").value = t; closeDetail(); search(); },
+    }, t));
+  }
+  if (!d.tags.length && !d.user_tags.length) tags.append(el("span", { class: "muted", text: "No tags." }));
+  const product = $("detail-product");
+  product.replaceChildren();
+  const fields = Object.entries(d.metadata);
+  $("detail-product-section").hidden = !fields.length;
+  for (const [k, v] of fields) {
+    product.append(el("dt", { text: k.replace(/_/g, " ") }),
+      el("dd", { text: v, title: `from ${d.metadata_sources[k] || "import"}` }));
+  }
+  const dups = $("detail-dups");
+  dups.replaceChildren();
+  $("detail-dups-section").hidden = !d.duplicates.length;
+  for (const x of d.duplicates) {
+    dups.append(el("button", {
+      type: "button", class: "dup", title: x.path,
+      onclick: () => openDetail({ id: x.id, name: x.name, thumbnail: x.thumbnail, file: `/api/images/${x.id}/file`,
+        score: 0, rank: 0, legs: null }),
+    }, el("img", { src: `${x.thumbnail}?size=128`, alt: "", width: 64, height: 64 }), x.name));
+  }
   $("detail-ocr").textContent = d.ocr_text || (d.ocr_engine ? "No text found." : "Not read.");
   const facts = $("detail-facts");
   facts.replaceChildren();
@@ -313,6 +389,7 @@ function renderDetail(d) {
     ["Format", d.format || "unknown"],
     ["Size", bytes(d.size)],
     ["Modified", d.modified.replace("T", " ")],
+    ["Collections", d.collections.join(", ") || "none"],
     ["Caption by", d.caption_model || "none"],
     ["Text read by", d.ocr_engine || "none"],
     ["SHA-256", d.sha256 ? d.sha256.slice(0, 16) + "…" : "unknown"],
@@ -362,6 +439,26 @@ async function loadFilters() {
     }
     for (const x of f.types) $("type").append(el("option", { value: x.value }, `${x.value} (${x.count})`));
     for (const x of f.tags) $("tag-list").append(el("option", { value: x.value }, `${x.count}`));
+    if (f.collections.length) {
+      $("collection-label").hidden = false;
+      for (const c of f.collections) $("collection").append(el("option", { value: c.value }, `${c.value} (${c.count})`));
+    }
+    // fields worth counting: few distinct values, not names or free text; shop fields first
+    const notFacets = ["title", "description", "sku", "id", "name", "url", "captions", "text"];
+    const first = ["brand", "category", "colour", "base_colour", "gender", "article_type", "size"];
+    const rank = (k) => (first.includes(k) ? first.indexOf(k) : first.length);
+    state.facetKeys = f.fields
+      .filter((x) => !x.numeric && !notFacets.includes(x.key) && x.distinct >= 2 && x.distinct <= 60)
+      .map((x) => x.key).sort((a, b) => rank(a) - rank(b)).slice(0, 4);
+    for (const x of f.fields.filter((y) => y.numeric && y.distinct > 2 && y.key !== "year").slice(0, 2)) {
+      const name = x.key.replace(/_/g, " ");
+      const from = el("input", { type: "number", step: "any", "data-key": x.key, "data-op": ">=",
+        placeholder: `${x.min}`, "aria-label": `${name} from`, class: "range" });
+      const to = el("input", { type: "number", step: "any", "data-key": x.key, "data-op": "<=",
+        placeholder: `${x.max}`, "aria-label": `${name} up to`, class: "range" });
+      for (const input of [from, to]) input.addEventListener("change", () => search());
+      $("ranges").append(el("label", {}, `${name[0].toUpperCase()}${name.slice(1)}`, from, "–", to));
+    }
   } catch (err) {
     showError(err.message);
   }
@@ -391,7 +488,7 @@ function init() {
   const typed = debounce(() => { state.q = q.value.trim(); search(); }, 200);
   q.addEventListener("input", typed);
   $("search-form").addEventListener("submit", (e) => { e.preventDefault(); state.q = q.value.trim(); search(); });
-  for (const id of ["folder", "type"]) $(id).addEventListener("change", () => search());
+  for (const id of ["folder", "type", "collection"]) $(id).addEventListener("change", () => search());
   $("tag").addEventListener("change", () => search());
   $("balance").addEventListener("input", debounce(() => {
     const b = Number($("balance").value);
