@@ -929,8 +929,12 @@ def export(index, fmt, out, beside, overwrite, folder, collection, base_url) -> 
 
 
 @cli.command()
-def models() -> None:
-    """List the encoders, captioners and OCR engines, their licences and weights."""
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def models(as_json) -> None:
+    """List every encoder, captioner and OCR engine: licence, size, weights, how to get them.
+
+    Backends whose licences or training data make commercial use doubtful are flagged.
+    """
     from searchengine.models.registry import CAPTIONERS, ENCODERS, OCR_ENGINES, default_spec
 
     try:
@@ -938,12 +942,38 @@ def models() -> None:
     except SearchEngineError:
         default = None
     defaults = {"encoder": default, "captioner": "offline", "ocr": "rapidocr"}
-    for spec in [*ENCODERS.values(), *CAPTIONERS.values(), *OCR_ENGINES.values()]:
-        here = "present" if spec.available(None) else "not present"
-        mark = " (default)" if spec.name == defaults[spec.kind] else ""
-        click.echo(f"{spec.kind} {spec.name}{mark}: {spec.description}")
-        click.echo(f"    default tag: {spec.default_tag}; weights: {spec.weights} [{here}]")
-        click.echo(f"    licence: {spec.licence}")
+    specs = [*ENCODERS.values(), *CAPTIONERS.values(), *OCR_ENGINES.values()]
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "kind": m.kind,
+                        "name": m.name,
+                        "default": m.name == defaults[m.kind],
+                        "description": m.description,
+                        "licence": m.licence,
+                        "size": m.size,
+                        "weights": m.weights,
+                        "default_tag": m.default_tag,
+                        "present": bool(m.available(None)),
+                        "commercial_caution": m.caution,
+                    }
+                    for m in specs
+                ]
+            )
+        )
+        return
+    for m in specs:
+        here = "present" if m.available(None) else "not present"
+        mark = " (default)" if m.name == defaults[m.kind] else ""
+        flag = "  [!] commercial use: check" if m.caution else ""
+        click.echo(f"{m.kind} {m.name}{mark}: {m.description}{flag}")
+        click.echo(f"    licence: {m.licence}")
+        click.echo(f"    size: {m.size}; weights [{here}]: {m.weights}")
+        click.echo(f"    default tag: {m.default_tag}")
+        if m.caution:
+            click.echo(f"    [!] {m.caution}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -401,10 +401,8 @@ def test_fashion_attribute_queries_find_matching_products(fashion):
         precisions.append(sum(ok) / 5)
     assert sum(precisions) / len(precisions) >= 0.9, list(zip(phrases, precisions, strict=True))
     page = engine.query("blue tshirts for men", limit=5)
-    assert all(
-        (m["base_colour"], m["article_type"], m["gender"]) == ("Blue", "Tshirts", "Men")
-        for m in engine.store.metadata_of([h.id for h in page.hits]).values()
-    )
+    for m in engine.store.metadata_of([h.id for h in page.hits]).values():  # navy blue counts as blue
+        assert "Blue" in m["base_colour"] and (m["article_type"], m["gender"]) == ("Tshirts", "Men"), m
 
 
 @pytest.mark.slow
@@ -432,3 +430,12 @@ def test_fashion_facet_counts_match_the_annotations(fashion):
     recent = [r for r in recs if int(r["attributes"]["year"]) >= 2015]
     r = run("search", "--index", index, "--where", "year>=2015", "-k", "1000", "--json")
     assert json.loads(r.stdout)["total"] == len(recent)
+
+
+def test_models_overview_flags_commercial_caution():
+    models = {(m["kind"], m["name"]): m for m in json.loads(run("models", "--json").stdout)}
+    assert set(models) >= {("encoder", "offline"), ("encoder", "clip"), ("captioner", "blip"), ("ocr", "tesseract")}
+    assert all(m["licence"] and m["size"] and m["weights"] for m in models.values())
+    assert "non-commercial" in models[("encoder", "offline")]["commercial_caution"]
+    assert models[("ocr", "rapidocr")]["commercial_caution"] is None and models[("ocr", "rapidocr")]["present"]
+    assert "[!] commercial use: check" in run("models").stdout

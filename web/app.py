@@ -600,6 +600,8 @@ def create_app(config: ServiceConfig | None = None, service: Service | None = No
                     licence=spec.licence,
                     weights=spec.weights,
                     default_tag=spec.default_tag,
+                    size=spec.size,
+                    commercial_caution=spec.caution,
                     present=present,
                     in_use=spec.kind == "encoder" and enc is not None and enc.name == spec.name,
                 )

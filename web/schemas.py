@@ -235,6 +235,10 @@ class ModelInfo(BaseModel):
     licence: str
     weights: str
     default_tag: str
+    size: str
+    commercial_caution: str | None = Field(
+        description="Why commercial use needs a check; null: licences allow it."
+    )
     present: bool = Field(description="Whether its weights are on this machine (no network used).")
     in_use: bool = Field(description="The encoder this index was built with.")
 

@@ -30,6 +30,9 @@ class ModelSpec:
     factory: Callable[[str | None], Any]
     available: Callable[[str | None], bool]
     description: str = ""
+    size: str = ""
+    #: Why commercial use needs a check (None: the licences allow it).
+    caution: str | None = None
 
 
 def _make_offline(tag: str | None) -> Embedder:
@@ -87,6 +90,9 @@ ENCODERS: dict[str, ModelSpec] = {
         factory=_make_clip,
         available=_clip_available,
         description="any open_clip model: clip:ARCH:TAG or clip:ARCH:/path/to/checkpoint",
+        size="about 600 MB for the default ViT-B-32 (other models: 150 MB to 10 GB)",
+        caution="other open_clip tags carry their own licences (some OpenAI and DataComp weights differ): "
+        "check the one you choose",
     ),
     "offline": ModelSpec(
         name="offline",
@@ -97,6 +103,9 @@ ENCODERS: dict[str, ModelSpec] = {
         factory=_make_offline,
         available=_offline_available,
         description="ConSE zero-shot: ImageNet labels bridged into MiniLM space; no downloads",
+        size="106 MB (fast-v1: Lite0 18 MB + MiniLM 88 MB); ensemble-v1 adds 45 MB",
+        caution="the weights are Apache-2.0, but they were trained on ImageNet and (MiniLM) MS MARCO, whose "
+        "terms are non-commercial: have a lawyer check before commercial use",
     ),
 }
 
@@ -170,6 +179,8 @@ CAPTIONERS: dict[str, ModelSpec] = {
         factory=_make_offline_captioner,
         available=_offline_available,
         description="honest description and tags: confident ImageNet labels, colours, OCR text",
+        size="18 MB (shared with the offline encoder)",
+        caution="trained on ImageNet, whose terms are non-commercial (see the offline encoder)",
     ),
     "blip": ModelSpec(
         name="blip",
@@ -180,6 +191,7 @@ CAPTIONERS: dict[str, ModelSpec] = {
         factory=_make_blip,
         available=_blip_available,
         description="transformers BLIP captions: blip or blip:/path/to/saved/blip",
+        size="about 990 MB",
     ),
 }
 
@@ -193,6 +205,7 @@ OCR_ENGINES: dict[str, ModelSpec] = {
         factory=_make_rapidocr,
         available=_module_available("rapidocr"),
         description="PP-OCR via onnxruntime: Latin (with accents) and Chinese",
+        size="33 MB (in the wheel)",
     ),
     "tesseract": ModelSpec(
         name="tesseract",
@@ -203,6 +216,7 @@ OCR_ENGINES: dict[str, ModelSpec] = {
         factory=_make_tesseract,
         available=_tesseract_available,
         description="Debian tesseract-ocr: tesseract:rus+ell for Cyrillic and Greek",
+        size="about 4 MB per language (eng)",
     ),
 }
 

@@ -64,3 +64,41 @@ def test_write_delete_and_generation(tmp_path):
     assert store.delete_paths(["/r/a.png"]) == 1
     assert store.counts()["vectors"] == 0  # cascade
     assert store.generation() not in (g0, g1)
+
+
+def test_a_version_2_index_upgrades_in_place(tmp_path, tiny_embedder):
+    """An index written before metadata and duplicates keeps its text and gains the new stages."""
+    import sqlite3
+
+    from indexer.pipeline import Indexer
+    from searchengine.store.db import Store
+    from searchengine.store.schema import MIGRATIONS, SCHEMA_0001, SCHEMA_0002, _script
+    from tests.conftest import write_images
+
+    root = tmp_path / "photos"
+    paths = write_images(root, 3)
+    db = tmp_path / "index" / "index.db"
+    db.parent.mkdir()
+    conn = sqlite3.connect(db, isolation_level=None)
+    _script(conn, SCHEMA_0001)
+    _script(conn, SCHEMA_0002)
+    for n, p in enumerate(paths, start=1):
+        conn.execute(
+            "INSERT INTO images(id, path, root, sha256, size, mtime_ns, width, height, format, status, indexed_at)"
+            " VALUES (?, ?, ?, 'x', 1, 1, 48, 40, 'PNG', 'ok', 'then')",
+            (n, str(p), str(root)),
+        )
+        conn.execute("INSERT INTO captions(image_id, text, tags, model) VALUES (?, 'a red kite', '[]', 'old')", (n,))
+        conn.execute(
+            "INSERT INTO search_fts(rowid, name, folder, caption, tags, ocr) VALUES (?, ?, '', 'a red kite', '', '')",
+            (n, p.stem),
+        )
+    conn.execute("PRAGMA user_version = 2")
+    conn.close()
+
+    store = Store(tmp_path / "index")
+    assert current_version(store.db.conn) == len(MIGRATIONS) == 3
+    assert len(store.keyword_search('"kite"', 10)) == 3  # the keyword index was rebuilt with its text
+    assert store.phashes() == {}
+    Indexer(store, tiny_embedder).run(root)  # new content hashes: re-embedded, hashed
+    assert len(store.phashes()) == 3
