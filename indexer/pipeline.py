@@ -29,7 +29,6 @@ from PIL import Image
 from indexer.scan import FileInfo, ScanProblems, scan, visible
 from searchengine.config import Settings
 from searchengine.duplicates import (
-    DEFAULT_RULE,
     PHASH_STAGE,
     PHASH_TOOL,
     DuplicateRule,
@@ -121,7 +120,8 @@ class Indexer:
     :param batch_size: images embedded (and committed) together.
     :param max_pixels: larger images are recorded as failed.
     :param workers: threads hashing, decoding and reading text ahead of the model.
-    :param duplicates: how near-duplicate groups are found after each run (None: not).
+    :param duplicates: how near-duplicate groups are found after each run: "index" (the
+        thresholds the index was last grouped with, else the defaults), a rule, or None (not).
     """
 
     def __init__(
@@ -134,14 +134,14 @@ class Indexer:
         batch_size: int = 16,
         max_pixels: int = 100_000_000,
         workers: int = 2,
-        duplicates: DuplicateRule | None = DEFAULT_RULE,
+        duplicates: DuplicateRule | str | None = "index",
     ) -> None:
         self.store, self.embedder = store, embedder
         self.captioner, self.ocr = captioner, ocr
         self.batch_size, self.max_pixels, self.workers = batch_size, max_pixels, workers
         self.tools = {PHASH_STAGE: PHASH_TOOL}  # cheap, always on: near-duplicate detection
         self.tools.update({s: t.id for s, t in (("ocr", ocr), ("caption", captioner)) if t is not None})
-        self.duplicates = duplicates
+        self.duplicates = DuplicateRule.of_index(store) if duplicates == "index" else duplicates
 
     @classmethod
     def from_settings(cls, store: Store, settings: Settings, model: str | None = None) -> Indexer:

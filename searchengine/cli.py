@@ -737,15 +737,19 @@ def import_(catalogue, index, image_column, dry_run, as_json) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def duplicates(index, hamming, hamming_loose, cosine, as_json) -> None:
-    """List near-duplicate groups (found at index time; thresholds given: found again now)."""
+    """List near-duplicate groups, found at index time.
+
+    Thresholds given are kept in the index: the groups are found again now, and by
+    every later index run, with them.
+    """
     from dataclasses import replace as dc_replace
 
-    from searchengine.duplicates import DEFAULT_RULE, find_groups
+    from searchengine.duplicates import DuplicateRule, find_groups
     from searchengine.search import open_store
 
     store = open_store(_settings(index).index_path)
     rule = dc_replace(
-        DEFAULT_RULE,
+        DuplicateRule.of_index(store),
         **{
             k: v
             for k, v in {"hamming": hamming, "hamming_loose": hamming_loose, "cosine": cosine}.items()

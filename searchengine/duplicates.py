@@ -34,6 +34,18 @@ class DuplicateRule:
     def as_dict(self) -> dict:
         return {"method": PHASH_TOOL, **asdict(self)}
 
+    @classmethod
+    def of_index(cls, store) -> DuplicateRule:
+        """The rule an index was last grouped with (``searchengine duplicates`` may set
+        other thresholds), else the default."""
+        import json
+
+        try:
+            stored = json.loads(store.get_meta("duplicates") or "{}")
+            return cls(**{k: stored[k] for k in ("hamming", "hamming_loose", "cosine")})
+        except (KeyError, TypeError, ValueError):
+            return cls()
+
 
 DEFAULT_RULE = DuplicateRule()
 

@@ -204,6 +204,9 @@ def test_near_duplicates_are_grouped_at_index_time(tmp_path, tiny_embedder):
     assert [[Path(x["path"]).name for x in g] for g in json.loads(r.stdout)["groups"]] == groups
     r = run("duplicates", "--index", tmp_path / "index", "--hamming", "0", "--hamming-loose", "0", "--json")
     assert len(json.loads(r.stdout)["groups"]) <= 1  # stricter thresholds: found again, stored
+    write_images(root, 1, prefix="late", start=40)
+    Indexer(store, tiny_embedder).run(root)  # a later run keeps the thresholds the user chose
+    assert json.loads(store.get_meta("duplicates"))["hamming_loose"] == 0
 
 
 @pytest.mark.skipif(not (SHARED / "near_duplicates").is_dir(), reason="../shared/datasets not present")
