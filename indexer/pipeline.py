@@ -157,7 +157,7 @@ class Indexer:
         spec = model or (recorded.spec if recorded else settings.model or registry.default_spec())
         return cls(
             store,
-            registry.create_embedder(spec),
+            registry.create_embedder(spec, store.dir),
             captioner=registry.create_captioner(settings.captioner),
             ocr=registry.create_ocr(settings.ocr),
             batch_size=settings.batch_size,

@@ -933,6 +933,151 @@ def export(index, fmt, out, beside, overwrite, folder, collection, base_url) -> 
 
 
 @cli.command()
+@click.argument("pairs", required=False, type=click.Path(dir_okay=False))
+@index_option
+@click.option(
+    "--image-column", default=None, metavar="COLUMN", help="CSV: the image column [default: path, file...]."
+)
+@click.option(
+    "--text-column", default=None, metavar="COLUMN", help="The text column [default: captions, title...]."
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same adapter.")
+@click.option(
+    "--val-fraction",
+    type=click.FloatRange(0.05, 0.5),
+    default=0.2,
+    show_default=True,
+    help="Share of the images held back to validate on.",
+)
+@click.option("--epochs", type=click.IntRange(1, 1000), default=60, show_default=True, help="At most.")
+@click.option(
+    "--patience", type=click.IntRange(1, 100), default=6, show_default=True, help="Epochs without gain."
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the report JSON here too.",
+)
+@click.option("--no-apply", is_flag=True, help="Train and report only; leave the index as it is.")
+@click.option(
+    "--no-adapter", is_flag=True, help="Drop the index's adapter: embed again with the plain encoder."
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+def tune(
+    pairs,
+    index,
+    image_column,
+    text_column,
+    seed,
+    val_fraction,
+    epochs,
+    patience,
+    report_path,
+    no_apply,
+    no_adapter,
+    quiet,
+) -> None:
+    """Tune the index's encoder to your images with PAIRS of images and texts.
+
+    PAIRS is a JSONL file of {"file", "captions"} records (files relative to it) or a
+    catalogue CSV with an image column and a text column (a product title). The
+    encoder stays frozen. A small adapter on its image side is trained (contrastive,
+    as in LiT): held-back images pick the best epoch, and before/after recall on them
+    is printed and written to JSON. The adapter is saved with the index, and the
+    index's images are embedded again with it (in one swap: never half adapted).
+    Later index runs and queries use it. --no-adapter goes back to the plain encoder.
+    """
+    from tqdm import tqdm
+
+    from searchengine.models.adapter import AdaptedEmbedder, split_spec
+    from searchengine.models.registry import create_embedder
+    from searchengine.search import open_store
+    from searchengine.tuning import extract, load_pairs, reembed, report, train, write_json
+
+    store = open_store(_settings(index).index_path)
+    recorded = store.encoder()
+    if recorded is None:
+        raise click.ClickException("the index is empty: index your images first, then tune")
+    base_spec, current = split_spec(recorded.spec)
+    base = create_embedder(base_spec)
+
+    def swap(embedder, what: str) -> None:
+        bar = tqdm(total=store.counts()["ok"], unit="img", desc=what, file=sys.stderr, disable=quiet)
+        n = reembed(store, embedder, progress=bar.update)
+        bar.close()
+        _regroup(store)
+        click.echo(f"index: {n} images embedded again with {embedder.id.spec}", err=True)
+
+    if no_adapter:
+        if current is None:
+            click.echo(f"the index has no adapter (encoder {recorded.spec})", err=True)
+            return
+        swap(base, "re-embedding")
+        store.set_meta("adapter", "")
+        return
+    if not pairs:
+        raise click.ClickException("give the PAIRS file to tune on (or --no-adapter)")
+    data = load_pairs(pairs, image_column=image_column, text_column=text_column)
+    click.echo(
+        f"pairs: {data.count} texts for {len(data.images)} images; encoder {base_spec} (frozen)", err=True
+    )
+    bar = tqdm(total=len(data.images), unit="img", desc="encoding", file=sys.stderr, disable=quiet)
+    feats = extract(base, data, progress=bar.update)
+    bar.close()
+    for what, why in data.skipped[:20]:
+        click.echo(f"  skipped {what}: {why}", err=True)
+    bar = tqdm(total=epochs, unit="epoch", desc="training", file=sys.stderr, disable=quiet)
+
+    def epoch_done(epoch: int, metrics: dict) -> None:
+        bar.update(1)
+        bar.set_postfix({k: metrics[k] for k in ("R@1", "R@5", "R@10")})
+
+    result = train(
+        feats,
+        base_spec,
+        seed=seed,
+        val_fraction=val_fraction,
+        epochs=epochs,
+        patience=patience,
+        progress=epoch_done,
+    )
+    bar.close()
+    data_report = report(result, str(pairs), seed)
+    click.echo(
+        f"validation: {result.val_images} held-back images, {result.val_texts} texts; "
+        f"best epoch {result.best_epoch} of {result.epochs}"
+    )
+    click.echo("| | R@1 | R@5 | R@10 | MRR |")
+    click.echo("|---|---:|---:|---:|---:|")
+    for name in ("before", "after"):
+        m = data_report[name]
+        click.echo(f"| {name} | {m['R@1']:.3f} | {m['R@5']:.3f} | {m['R@10']:.3f} | {m['MRR']:.3f} |")
+    if report_path:
+        write_json(data_report, report_path)
+    if no_apply:
+        return
+    path = result.adapter.save(store.dir)
+    write_json(data_report, path.with_suffix(".json"))
+    swap(AdaptedEmbedder(base, result.adapter), "re-embedding")
+    store.set_meta("adapter", json.dumps(data_report))
+    click.echo(f"adapter: {result.adapter.id} ({result.adapter.kind}) saved in {path.parent}")
+
+
+def _regroup(store) -> None:
+    """Find near-duplicate groups again (they use the vectors) and rebuild FAISS."""
+    from searchengine.duplicates import DuplicateRule, find_groups
+    from searchengine.store.vectors import VectorIndex
+
+    enc = store.encoder()
+    rule = DuplicateRule.of_index(store)
+    ids, vecs = store.all_vectors(enc.dim)
+    store.replace_duplicates(find_groups(ids, vecs, store.phashes(), rule), rule.as_dict())
+    VectorIndex.open(store, enc.dim)
+
+
+@cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def models(as_json) -> None:
     """List every encoder, captioner and OCR engine: licence, size, weights, how to get them.

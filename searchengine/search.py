@@ -44,7 +44,7 @@ def resolve_embedder(store: Store, spec: str | None) -> Embedder:
     recorded = store.encoder()
     if recorded is None:
         raise IndexNotBuilt(f"the index at {store.dir} is empty: run 'searchengine index FOLDER'")
-    embedder = create_embedder(spec or recorded.spec)
+    embedder = create_embedder(spec or recorded.spec, store.dir)
     if embedder.id != recorded:
         raise mismatch_error(store.dir, recorded, embedder.id)
     return embedder

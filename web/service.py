@@ -154,7 +154,7 @@ class Service:
             if self._embedder is None or self._embedder.id != recorded:
                 from searchengine.models.registry import create_embedder
 
-                self._embedder = _Serialised(create_embedder(recorded.spec))
+                self._embedder = _Serialised(create_embedder(recorded.spec, self.index_dir))
                 self._cache = VectorCache(recorded.dim, self.config.refresh_interval)
                 self._cache.min_interval = self.config.refresh_interval if self.indexing else 0.0
             return self._embedder, self._cache

@@ -169,6 +169,26 @@ def class_probabilities(
     return (total / len(backbones)).astype(np.float32)
 
 
+def features_and_probabilities(
+    images: Sequence[Image.Image], backbones: Sequence[str] = ("lite0",), temperature: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """One forward pass: ``(N, F)`` penultimate features (pooled, backbones concatenated)
+    and ``(N, 1000)`` ImageNet probabilities averaged over ``backbones``."""
+    import torch
+
+    feats, total = [], None
+    with torch.inference_mode():
+        for backbone in backbones:
+            net, tf = load_classifier(backbone)
+            batch = (torch.stack([tf(im.convert("RGB")) for im in images]).float() - 127.0) / 128.0
+            pooled = net._avg_pooling(net.extract_features(batch)).flatten(1)
+            logits = net._fc(pooled).float() / temperature
+            probs = torch.softmax(logits, dim=1).numpy()
+            total = probs if total is None else total + probs
+            feats.append(pooled.float().numpy())
+    return np.concatenate(feats, axis=1).astype(np.float32), (total / len(backbones)).astype(np.float32)
+
+
 def _cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "searchengine"
@@ -287,3 +307,9 @@ class ConSEEmbedder:
         if not images:
             return np.zeros((0, 384), dtype=np.float32)
         return self.embed_probabilities(self.class_probabilities(images))
+
+    def image_features(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(penultimate features (N, F), label-bridge embeddings (N, 384))`` of images:
+        what a tuned projection starts from, and what it is blended with."""
+        feats, probs = features_and_probabilities(images, self.config.backbones, self.config.temperature)
+        return feats, self.embed_probabilities(probs)

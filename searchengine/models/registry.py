@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from searchengine.errors import ModelNotFound
@@ -261,10 +262,24 @@ def parse_spec(spec: str) -> tuple[ModelSpec, str | None]:
     return ENCODERS[name], tag or None
 
 
-def create_embedder(spec: str) -> Embedder:
-    """Build the encoder named by ``spec``: ``offline``, ``clip:ViT-B-32:laion2b_s34b_b79k``..."""
-    entry, tag = parse_spec(spec)
-    return entry.factory(tag)
+def create_embedder(spec: str, index_dir: Path | str | None = None) -> Embedder:
+    """Build the encoder named by ``spec``: ``offline``, ``clip:ViT-B-32:laion2b_s34b_b79k``...
+
+    A tuned spec (``offline:fast-v1+adapter-1a2b3c4d``) loads its adapter from
+    ``index_dir`` (the index it was tuned for).
+
+    :raises ModelNotFound: unknown encoder, weights or adapter.
+    """
+    from searchengine.models.adapter import AdaptedEmbedder, Adapter, split_spec
+
+    base_spec, adapter_id = split_spec(spec)
+    entry, tag = parse_spec(base_spec)
+    base = entry.factory(tag)
+    if adapter_id is None:
+        return base
+    if index_dir is None:
+        raise ModelNotFound(f"{spec} is a tuned encoder: it is only usable with the index it was tuned for")
+    return AdaptedEmbedder(base, Adapter.load(Path(index_dir), adapter_id))
 
 
 def default_spec() -> str:

@@ -616,10 +616,30 @@ class Store:
         with self.db.atomic():
             return self.db.execute("DELETE FROM collections WHERE name = ?", [name]).rowcount > 0
 
+    def replace_vectors(
+        self, enc: EncoderId, vectors: Sequence[tuple[int, bytes]], failed: Sequence[tuple[int, str]] = ()
+    ) -> None:
+        """Swap every embedding for ``vectors`` made by ``enc``, in one transaction (a tuned
+        or untuned encoder: an index never mixes them). ``failed`` images lose their vector."""
+        with self.db.atomic():
+            self.db.execute("DELETE FROM embeddings")
+            self.db.conn.executemany("INSERT INTO embeddings(image_id, vector) VALUES (?, ?)", list(vectors))
+            for image_id, error in failed:
+                self.db.execute(
+                    "UPDATE images SET status = 'failed', error = ? WHERE id = ?", [error, image_id]
+                )
+            for key, value in (
+                ("encoder_name", enc.name),
+                ("encoder_tag", enc.tag),
+                ("encoder_dim", str(enc.dim)),
+            ):
+                self.db["meta"].upsert({"key": key, "value": value}, pk="key")
+            self._bump_generation()
+
     # -- near duplicates ------------------------------------------------------------
     def set_phashes(self, hashes: Sequence[tuple[int, str]]) -> None:
         with self.db.atomic():
-            self.db.executemany("UPDATE images SET phash = ? WHERE id = ?", [(h, i) for i, h in hashes])
+            self.db.conn.executemany("UPDATE images SET phash = ? WHERE id = ?", [(h, i) for i, h in hashes])
 
     def phashes(self) -> dict[int, str]:
         rows = self.db.execute("SELECT id, phash FROM images WHERE status = 'ok' AND phash IS NOT NULL")

@@ -1,0 +1,340 @@
+"""Tune an index's encoder to its own images: learn an adapter from (image, text) pairs.
+
+The encoder's two towers stay frozen. Image and text vectors are computed once;
+then a small adapter on the image side (:mod:`searchengine.models.adapter`) is
+trained with a symmetric contrastive loss (InfoNCE, as in CLIP and LiT) to pull
+each image towards its own texts and away from the other texts of the batch. A
+held-back share of the images is never trained on: its text-to-image recall
+picks the best epoch (early stopping) and, for a projection, its blend with the
+label bridge. Deterministic for a seed on a given machine.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from searchengine.errors import SearchEngineError, UnsupportedImage
+from searchengine.imaging import load_image
+from searchengine.models.adapter import Adapter
+from searchengine.models.base import l2_normalize
+
+TEXT_COLUMNS = ("captions", "caption", "title", "text", "description", "alt_text")
+BLENDS = (0.0, 0.25, 0.5, 0.75)
+
+
+@dataclass
+class Pairs:
+    """Images and the texts that describe each (``texts[i]`` belong to ``images[i]``)."""
+
+    images: list[str]
+    texts: list[list[str]]
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (what, why)
+
+    @property
+    def count(self) -> int:
+        return sum(len(t) for t in self.texts)
+
+
+def load_pairs(path: str | Path, image_column: str | None = None, text_column: str | None = None) -> Pairs:
+    """Read pairs from JSONL (``{"file", "captions"}`` records, files relative to it) or a
+    catalogue CSV (an image column and a text column, e.g. ``title``).
+
+    :raises SearchEngineError: unreadable file, unknown format, no usable pair.
+    """
+    from searchengine.metadata import IMAGE_COLUMNS, read_rows
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise SearchEngineError(f"no such pairs file: {path}")
+    base = path.resolve().parent
+    pairs = Pairs([], [])
+    seen: dict[str, int] = {}
+    try:
+        rows = list(read_rows(path))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise SearchEngineError(f"cannot read {path}: {exc}") from None
+    for line, row, error in rows:
+        if error:
+            pairs.skipped.append((f"line {line}", error))
+            continue
+        icol = image_column or next((c for c in IMAGE_COLUMNS if c in row), None)
+        tcol = text_column or next((c for c in TEXT_COLUMNS if row.get(c)), None)
+        value = row.get(tcol) if tcol else None
+        if icol is None or not row.get(icol) or not value:
+            pairs.skipped.append((f"line {line}", "no image or no text"))
+            continue
+        texts = [str(t).strip() for t in (value if isinstance(value, list) else [value]) if str(t).strip()]
+        image = str((base / str(row[icol])).resolve())
+        if not texts:
+            pairs.skipped.append((f"line {line}", "empty text"))
+            continue
+        if image in seen:
+            pairs.texts[seen[image]].extend(texts)
+        else:
+            seen[image] = len(pairs.images)
+            pairs.images.append(image)
+            pairs.texts.append(texts)
+    if len(pairs.images) < 4:
+        raise SearchEngineError(
+            f"{path}: need at least 4 images with texts to tune, found {len(pairs.images)}"
+        )
+    return pairs
+
+
+@dataclass
+class Features:
+    """Frozen-encoder outputs for a set of pairs."""
+
+    vectors: np.ndarray  # (N, D) base image vectors
+    features: np.ndarray | None  # (N, F) penultimate features (projection adapters)
+    texts: np.ndarray  # (T, D) text vectors
+    owner: np.ndarray  # (T,) image row of each text
+
+
+def extract(
+    embedder, pairs: Pairs, batch: int = 32, progress: Callable[[int], None] | None = None
+) -> Features:
+    """Run the frozen towers once over every pair; unreadable images are skipped (and noted)."""
+    keep, vecs, feats = [], [], []
+    projection = hasattr(embedder, "image_features")
+    for start in range(0, len(pairs.images), batch):
+        images, rows = [], []
+        for i in range(start, min(start + batch, len(pairs.images))):
+            try:
+                images.append(load_image(pairs.images[i])[0])
+                rows.append(i)
+            except UnsupportedImage as exc:
+                pairs.skipped.append((pairs.images[i], str(exc)))
+            except OSError as exc:
+                pairs.skipped.append((pairs.images[i], f"unreadable: {exc.strerror or exc}"))
+        if images:
+            if projection:
+                f, v = embedder.image_features(images)
+                feats.append(f)
+            else:
+                v = embedder.embed_images(images)
+            vecs.append(v)
+            keep.extend(rows)
+        if progress:
+            progress(min(batch, len(pairs.images) - start))
+    if len(keep) < 4:
+        raise SearchEngineError("fewer than 4 readable images: nothing to tune on")
+    texts, owner = [], []
+    for row, i in enumerate(keep):
+        texts.extend(pairs.texts[i])
+        owner.extend([row] * len(pairs.texts[i]))
+    return Features(
+        np.concatenate(vecs).astype(np.float32),
+        np.concatenate(feats).astype(np.float32) if projection else None,
+        embedder.embed_texts(texts).astype(np.float32),
+        np.asarray(owner, dtype=np.int64),
+    )
+
+
+def recall(image_vecs: np.ndarray, text_vecs: np.ndarray, owner: np.ndarray) -> dict[str, float]:
+    """Text-to-image Recall@1/5/10 and MRR (each text's own image is the one relevant)."""
+    scores = text_vecs @ image_vecs.T
+    own = scores[np.arange(len(owner)), owner]
+    rank = (scores > own[:, None]).sum(axis=1) + 1
+    out = {f"R@{k}": float(np.mean(rank <= k)) for k in (1, 5, 10)}
+    out["MRR"] = float(np.mean(1.0 / rank))
+    return {k: round(v, 4) for k, v in out.items()}
+
+
+@dataclass
+class TuneResult:
+    adapter: Adapter
+    before: dict[str, float]
+    after: dict[str, float]
+    epochs: int
+    best_epoch: int
+    train_images: int
+    val_images: int
+    train_texts: int
+    val_texts: int
+
+
+def train(
+    feats: Features,
+    base_spec: str,
+    *,
+    seed: int = 0,
+    val_fraction: float = 0.2,
+    epochs: int = 60,
+    patience: int = 6,
+    batch: int = 256,
+    lr: float = 2e-3,
+    weight_decay: float = 0.05,
+    progress: Callable[[int, dict], None] | None = None,
+) -> TuneResult:
+    """Learn an adapter on ``feats``; returns it with before/after validation recall.
+
+    :param val_fraction: share of the images held back (never trained on).
+    :param progress: called after each epoch with (epoch, validation recall).
+    """
+    import torch
+
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    n = len(feats.vectors)
+    order = list(range(n))
+    rng.shuffle(order)
+    n_val = max(2, min(n - 2, round(n * val_fraction)))
+    val_set = set(order[:n_val])
+    train_rows = np.array(sorted(set(range(n)) - val_set))
+    val_rows = np.array(sorted(val_set))
+    remap = {int(r): i for i, r in enumerate(val_rows)}
+    val_mask = np.isin(feats.owner, val_rows)
+    val_texts, val_owner = feats.texts[val_mask], np.array([remap[int(o)] for o in feats.owner[val_mask]])
+    train_mask = ~val_mask
+    train_texts_by_image: dict[int, list[int]] = {}
+    for t, o in zip(np.flatnonzero(train_mask), feats.owner[train_mask], strict=True):
+        train_texts_by_image.setdefault(int(o), []).append(int(t))
+
+    projection = feats.features is not None
+    dim = feats.vectors.shape[1]
+    x_all = torch.from_numpy(feats.features if projection else feats.vectors)
+    base_all = torch.from_numpy(feats.vectors)
+    text_all = torch.from_numpy(feats.texts)
+    if projection:
+        mean = x_all[torch.from_numpy(train_rows)].mean(0, keepdim=True)
+        std = x_all[torch.from_numpy(train_rows)].std(0, keepdim=True) + 1e-6
+        weight = torch.nn.Parameter(torch.randn(x_all.shape[1], dim) * (1.0 / x_all.shape[1] ** 0.5))
+    else:
+        mean = torch.zeros(1, x_all.shape[1])
+        std = torch.ones(1, x_all.shape[1])
+        weight = torch.nn.Parameter(torch.zeros(dim, dim))
+    bias = torch.nn.Parameter(torch.zeros(dim))
+    scale = torch.nn.Parameter(torch.tensor(float(np.log(1 / 0.05))))
+    opt = torch.optim.AdamW([weight, bias, scale], lr=lr, weight_decay=weight_decay)
+
+    def image_side(rows: torch.Tensor) -> torch.Tensor:
+        x = (x_all[rows] - mean) / std
+        if projection:
+            return torch.nn.functional.normalize(x @ weight + bias, dim=1)
+        return torch.nn.functional.normalize(x + x @ weight + bias, dim=1)
+
+    def export(alpha: float) -> Adapter:
+        w = (weight.detach() / std.T).numpy().astype(np.float32)
+        b = (bias.detach() - (mean / std) @ weight.detach()).numpy().reshape(-1).astype(np.float32)
+        if not projection:  # fold the (identity) standardisation: x + xW + b
+            w, b = weight.detach().numpy().astype(np.float32), bias.detach().numpy().astype(np.float32)
+        return Adapter("projection" if projection else "residual", base_spec, w, b, alpha)
+
+    def validate() -> tuple[float, dict]:
+        with torch.no_grad():
+            adapted = image_side(torch.from_numpy(val_rows)).numpy()
+        base = feats.vectors[val_rows]
+        best = (-1.0, {}, 0.0)
+        for alpha in BLENDS if projection else (0.0,):
+            vecs = l2_normalize(alpha * base + (1 - alpha) * adapted) if projection else adapted
+            r = recall(vecs, val_texts, val_owner)
+            key = r["R@1"] + r["R@5"] + r["R@10"] + r["MRR"]
+            if key > best[0]:
+                best = (key, r, alpha)
+        return best[0], {**best[1], "alpha": best[2]}
+
+    before = recall(feats.vectors[val_rows], val_texts, val_owner)
+    best_key, best_metrics, best_state, best_epoch = -1.0, before, None, 0
+    stale = 0
+    epoch = 0
+    for epoch in range(1, epochs + 1):
+        rows = train_rows.copy()
+        rng.shuffle(rows)
+        for start in range(0, len(rows), batch):
+            chunk = rows[start : start + batch]
+            if len(chunk) < 2:
+                continue
+            texts = torch.stack([text_all[rng.choice(train_texts_by_image[int(r)])] for r in chunk])
+            img = image_side(torch.from_numpy(chunk))
+            logits = scale.exp().clamp(max=100) * img @ texts.T
+            labels = torch.arange(len(chunk))
+            loss = (
+                torch.nn.functional.cross_entropy(logits, labels)
+                + torch.nn.functional.cross_entropy(logits.T, labels)
+            ) / 2
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        key, metrics = validate()
+        if progress:
+            progress(epoch, metrics)
+        if key > best_key + 1e-6:
+            best_key, best_metrics, best_epoch, stale = key, metrics, epoch, 0
+            best_state = (weight.detach().clone(), bias.detach().clone(), metrics["alpha"])
+        else:
+            stale += 1
+            if stale >= patience:
+                break
+    with torch.no_grad():
+        weight.copy_(best_state[0])
+        bias.copy_(best_state[1])
+    adapter = export(best_state[2])
+    del base_all
+    return TuneResult(
+        adapter,
+        before,
+        {k: v for k, v in best_metrics.items() if k != "alpha"},
+        epoch,
+        best_epoch,
+        len(train_rows),
+        len(val_rows),
+        int(train_mask.sum()),
+        int(val_mask.sum()),
+    )
+
+
+def reembed(store, embedder, progress: Callable[[int], None] | None = None, batch: int = 16) -> int:
+    """Embed every searchable image again with ``embedder`` and swap all vectors at once.
+
+    The new vectors are computed first, then written with the new encoder id in one
+    transaction: an interrupted run leaves the index as it was, never half adapted.
+    Images that cannot be read any more are marked failed.
+    """
+    rows = store.searchable_paths()
+    new: list[tuple[int, bytes]] = []
+    failed: list[tuple[int, str]] = []
+    for start in range(0, len(rows), batch):
+        images, ids = [], []
+        for image_id, path in rows[start : start + batch]:
+            try:
+                images.append(load_image(path)[0])
+                ids.append(image_id)
+            except (UnsupportedImage, OSError) as exc:
+                failed.append((image_id, str(exc)))
+        if images:
+            vecs = embedder.embed_images(images)
+            new.extend((i, np.asarray(v, dtype=np.float32).tobytes()) for i, v in zip(ids, vecs, strict=True))
+        if progress:
+            progress(len(rows[start : start + batch]))
+    store.replace_vectors(embedder.id, new, failed)
+    return len(new)
+
+
+def report(result: TuneResult, pairs_path: str, seed: int) -> dict:
+    """The JSON ``tune`` writes: before/after validation recall and how it was trained."""
+    return {
+        "pairs": pairs_path,
+        "adapter": result.adapter.id,
+        "kind": result.adapter.kind,
+        "base": result.adapter.base,
+        "alpha": result.adapter.alpha,
+        "seed": seed,
+        "epochs": result.epochs,
+        "best_epoch": result.best_epoch,
+        "train": {"images": result.train_images, "texts": result.train_texts},
+        "validation": {"images": result.val_images, "texts": result.val_texts},
+        "before": result.before,
+        "after": result.after,
+    }
+
+
+def write_json(data: dict, path: str | Path) -> None:
+    Path(path).write_text(json.dumps(data, indent=2) + "\n")
