@@ -74,7 +74,7 @@ def test_import_matches_by_name_and_path_and_reports_the_rest(shop):
     report = json.loads(r.stdout)
     assert (report["rows"], report["matched"], report["dry_run"]) == (6, 5, True)
     assert report["unmatched"] == [{"line": 7, "image": "missing.png"}]
-    assert report["fields"] == {k: 5 for k in ("sku", "title", "brand", "category", "colour", "price")}
+    assert report["fields"] == dict.fromkeys(("sku", "title", "brand", "category", "colour", "price"), 5)
     store = Store(index)
     assert store.metadata_of([i for i, _ in store.searchable_paths()]) == {}  # dry run changed nothing
     r = run("import", catalogue, "--index", index)
@@ -437,8 +437,15 @@ def test_fashion_facet_counts_match_the_annotations(fashion):
 
 def test_models_overview_flags_commercial_caution():
     models = {(m["kind"], m["name"]): m for m in json.loads(run("models", "--json").stdout)}
-    assert set(models) >= {("encoder", "offline"), ("encoder", "clip"), ("captioner", "blip"), ("ocr", "tesseract")}
+    assert set(models) >= {
+        ("encoder", "offline"),
+        ("encoder", "clip"),
+        ("captioner", "blip"),
+        ("ocr", "tesseract"),
+    }
     assert all(m["licence"] and m["size"] and m["weights"] for m in models.values())
     assert "non-commercial" in models[("encoder", "offline")]["commercial_caution"]
-    assert models[("ocr", "rapidocr")]["commercial_caution"] is None and models[("ocr", "rapidocr")]["present"]
+    assert (
+        models[("ocr", "rapidocr")]["commercial_caution"] is None and models[("ocr", "rapidocr")]["present"]
+    )
     assert "[!] commercial use: check" in run("models").stdout

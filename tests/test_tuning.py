@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from indexer.pipeline import Indexer
 from searchengine.cli import cli
 from searchengine.errors import IndexMismatch, ModelNotFound, SearchEngineError
-from searchengine.models.adapter import Adapter, AdaptedEmbedder, split_spec
+from searchengine.models.adapter import AdaptedEmbedder, Adapter, split_spec
 from searchengine.models.registry import create_embedder
 from searchengine.search import SearchEngine, resolve_embedder
 from searchengine.store.db import Store

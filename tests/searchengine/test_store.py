@@ -88,7 +88,9 @@ def test_a_version_2_index_upgrades_in_place(tmp_path, tiny_embedder):
             " VALUES (?, ?, ?, 'x', 1, 1, 48, 40, 'PNG', 'ok', 'then')",
             (n, str(p), str(root)),
         )
-        conn.execute("INSERT INTO captions(image_id, text, tags, model) VALUES (?, 'a red kite', '[]', 'old')", (n,))
+        conn.execute(
+            "INSERT INTO captions(image_id, text, tags, model) VALUES (?, 'a red kite', '[]', 'old')", (n,)
+        )
         conn.execute(
             "INSERT INTO search_fts(rowid, name, folder, caption, tags, ocr) VALUES (?, ?, '', 'a red kite', '', '')",
             (n, p.stem),

@@ -468,7 +468,9 @@ def test_catalogue_import_facets_and_where_over_http(tmp_path, tiny_embedder):
     bad = client.post("/api/import", files={"catalogue": ("c.xls", b"x", "x")}, headers={"X-API-Key": "k"})
     assert bad.status_code == 400
 
-    body = client.get("/api/search", params={"q": "mug", "facet": ["brand", "colour"], "min_score": -1}).json()
+    body = client.get(
+        "/api/search", params={"q": "mug", "facet": ["brand", "colour"], "min_score": -1}
+    ).json()
     assert {h["title"] for h in body["results"][:2]} == {"Red Mug", "Blue Mug"}
     assert {"value": "Acme", "count": 2} in body["facets"]["brand"]
     browse = client.get("/api/search", params={"where": ["brand=acme", "price<14"]}).json()
@@ -477,7 +479,9 @@ def test_catalogue_import_facets_and_where_over_http(tmp_path, tiny_embedder):
     fields = {f["key"]: f for f in client.get("/api/filters").json()["fields"]}
     assert fields["price"]["numeric"] and (fields["price"]["min"], fields["price"]["max"]) == (12.5, 49)
     detail = client.get("/api/images/lookup", params={"path": str(root / "red.png")}).json()
-    assert detail["metadata"]["title"] == "Red Mug" and detail["metadata_sources"]["title"] == "import:cat.csv"
+    assert (
+        detail["metadata"]["title"] == "Red Mug" and detail["metadata_sources"]["title"] == "import:cat.csv"
+    )
 
 
 def test_tags_collections_duplicates_and_export_over_http(tmp_path, tiny_embedder):
@@ -512,7 +516,9 @@ def test_tags_collections_duplicates_and_export_over_http(tmp_path, tiny_embedde
     assert r.json()["images"] == 1
     assert client.post("/api/collections/Campaign", json={"ids": [99999]}, headers=key).status_code == 404
     assert client.get("/api/collections").json()[0]["name"] == "Campaign"
-    inside = client.get("/api/search", params={"q": "a picture", "collection": "Campaign", "min_score": -1}).json()
+    inside = client.get(
+        "/api/search", params={"q": "a picture", "collection": "Campaign", "min_score": -1}
+    ).json()
     assert [h["name"] for h in inside["results"]] == ["orig.png"]
     assert client.delete(f"/api/collections/Campaign/images/{orig['id']}", headers=key).status_code == 204
     assert client.delete("/api/collections/Campaign", headers=key).status_code == 204

@@ -140,7 +140,9 @@ def test_search_detail_similar_and_upload(page):
 def test_text_in_images_and_filters(page):
     expect = playwright_api.expect
     page.locator("#q").fill("QX-7781-B")
-    expect(page.locator("#results li .name").first).to_have_text("Organic Green Tea Sencha 250 g")  # SKU on its label
+    expect(page.locator("#results li .name").first).to_have_text(
+        "Organic Green Tea Sencha 250 g"
+    )  # SKU on its label
     page.locator("#results li .thumb").first.click()
     expect(page.locator("#detail-ocr")).to_contain_text("QX-7781-B")
     expect(page.locator("#detail-boxes polygon").first).to_be_attached()
