@@ -96,7 +96,9 @@ def load(port: int, seconds: float, concurrency: int, queries: list[str], ids: l
         "p50_ms": round(statistics.median(every), 1) if every else None,
         "p95_ms": pct(every, 0.95),
         "p99_ms": pct(every, 0.99),
-        "by_kind": {k: {"n": len(v), "p50_ms": round(statistics.median(v), 1) if v else None} for k, v in lat.items()},
+        "by_kind": {
+            k: {"n": len(v), "p50_ms": round(statistics.median(v), 1) if v else None} for k, v in lat.items()
+        },
     }
 
 

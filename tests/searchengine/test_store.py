@@ -84,15 +84,16 @@ def test_a_version_2_index_upgrades_in_place(tmp_path, tiny_embedder):
     _script(conn, SCHEMA_0002)
     for n, p in enumerate(paths, start=1):
         conn.execute(
-            "INSERT INTO images(id, path, root, sha256, size, mtime_ns, width, height, format, status, indexed_at)"
-            " VALUES (?, ?, ?, 'x', 1, 1, 48, 40, 'PNG', 'ok', 'then')",
+            "INSERT INTO images(id, path, root, sha256, size, mtime_ns, width, height, format, status, "
+            "indexed_at) VALUES (?, ?, ?, 'x', 1, 1, 48, 40, 'PNG', 'ok', 'then')",
             (n, str(p), str(root)),
         )
         conn.execute(
             "INSERT INTO captions(image_id, text, tags, model) VALUES (?, 'a red kite', '[]', 'old')", (n,)
         )
         conn.execute(
-            "INSERT INTO search_fts(rowid, name, folder, caption, tags, ocr) VALUES (?, ?, '', 'a red kite', '', '')",
+            "INSERT INTO search_fts(rowid, name, folder, caption, tags, ocr) "
+            "VALUES (?, ?, '', 'a red kite', '', '')",
             (n, p.stem),
         )
     conn.execute("PRAGMA user_version = 2")
