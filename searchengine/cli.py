@@ -437,6 +437,13 @@ def info(index, as_json) -> None:
         return
     click.echo(f"index:    {stats.path}")
     click.echo(f"encoder:  {enc.spec + f' (dim {enc.dim})' if enc else 'none yet'}")
+    tuned = json.loads(store.get_meta("adapter") or "{}")
+    if tuned and enc and tuned.get("adapter", "") in enc.tag:
+        b, a = tuned["before"], tuned["after"]
+        click.echo(
+            f"adapter:  {tuned['adapter']} ({tuned['kind']}) tuned on {tuned['pairs']}: "
+            f"held-back R@1 {b['R@1']:.3f} -> {a['R@1']:.3f}, R@10 {b['R@10']:.3f} -> {a['R@10']:.3f}"
+        )
     click.echo(f"images:   {stats.images} ({stats.ok} ok, {stats.failed} failed)")
     click.echo(f"vectors:  {stats.vectors} in FAISS '{stats.faiss_key}'")
     click.echo(f"captions: {stats.captions}")
