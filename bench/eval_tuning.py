@@ -98,7 +98,7 @@ def main() -> None:
                 work,
             )
         if args.only in (None, "fashion"):
-            src = args.datasets / "fashion_products_3k"
+            src = (args.datasets / "fashion_products_3k").resolve()
             records = [json.loads(line) for line in (src / "annotations.jsonl").open()]
             random.Random(args.seed).shuffle(records)
             half = len(records) // 2

@@ -80,9 +80,16 @@ def load_annotations(path: str | Path) -> tuple[Path, list[dict]]:
     return path.parent, records
 
 
+def indexed_path(folder: Path, file: str) -> Path:
+    """The path the indexer records for ``folder/file``: its folder resolved, the file itself
+    not (a symlinked file, such as a subset linked in place, is indexed where the link is)."""
+    path = Path(os.path.abspath(Path(folder) / file))
+    return path.parent.resolve() / path.name
+
+
 def image_root(folder: Path, records: list[dict]) -> Path:
     """Return the folder to index: the common parent of every record's ``file``."""
-    parents = {str((folder / r["file"]).resolve().parent) for r in records}
+    parents = {str(indexed_path(folder, r["file"]).parent) for r in records}
     return Path(os.path.commonpath(sorted(parents)))
 
 
@@ -96,7 +103,7 @@ def query_sets(folder: Path, records: list[dict]) -> list[QuerySet]:
       (:func:`distinctive_line`) finds its receipt.
     * ``query_file``: query by image; the relevant image is ``file``.
     """
-    path = {id(r): str((folder / r["file"]).resolve()) for r in records}
+    path = {id(r): str(indexed_path(folder, r["file"])) for r in records}
     sets: dict[str, QuerySet] = {}
 
     def add(name: str, q: EvalQuery) -> None:
