@@ -38,6 +38,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("dataset", type=Path, help="flickr8k_dev1k folder")
     args = ap.parse_args()
+    args.dataset = args.dataset.resolve()
     records = [json.loads(line) for line in (args.dataset / "annotations.jsonl").open()]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
