@@ -126,7 +126,8 @@ def extract(
         if progress:
             progress(min(batch, len(pairs.images) - start))
     if len(keep) < 4:
-        raise SearchEngineError("fewer than 4 readable images: nothing to tune on")
+        why = f" (e.g. {pairs.skipped[0][0]}: {pairs.skipped[0][1]})" if pairs.skipped else ""
+        raise SearchEngineError(f"fewer than 4 readable images: nothing to tune on{why}")
     texts, owner = [], []
     for row, i in enumerate(keep):
         texts.extend(pairs.texts[i])
