@@ -344,7 +344,7 @@ def test_keyword_search_needs_no_encoder_weights(index_dir, image_dir, tiny_spec
     base = ["--index", str(index_dir)]
     runner.invoke(cli, ["index", str(image_dir), "--model", tiny_spec, "-q", *base])
 
-    def unavailable(spec):
+    def unavailable(spec, index_dir=None):
         raise SearchEngineError(f"weights for {spec} are not here")
 
     monkeypatch.setattr(registry, "create_embedder", unavailable)
