@@ -449,3 +449,32 @@ def test_models_overview_flags_commercial_caution():
         models[("ocr", "rapidocr")]["commercial_caution"] is None and models[("ocr", "rapidocr")]["present"]
     )
     assert "[!] commercial use: check" in run("models").stdout
+
+
+def test_moved_or_renamed_files_keep_their_tags_metadata_and_collections(shop, tiny_embedder):
+    root, index, catalogue = shop
+    run("import", catalogue, "--index", index)
+    run("tag", "add", root / "p000.png", "flagship", "--index", index)
+    run("collection", "add", "spring", root / "p000.png", "--index", index)
+    (root / "archive").mkdir()
+    (root / "p000.png").rename(root / "archive" / "trail-runner.png")  # moved and renamed
+    store = Store(index)
+    Indexer(store, tiny_embedder).run(root)
+    rec = store.image_by_path(str(root / "archive" / "trail-runner.png"))
+    assert store.image_by_path(str(root / "p000.png")) is None
+    assert store.user_tags(rec.id) == ["flagship"] and store.collections_of(rec.id) == ["spring"]
+    assert store.metadata_of([rec.id])[rec.id]["title"] == "Trail Runner X2"
+    r = run("search", "flagship", "--index", index, "--mode", "keyword", "--json")
+    assert [Path(h["path"]).name for h in json.loads(r.stdout)["results"]] == ["trail-runner.png"]
+
+
+def test_a_copy_does_not_take_the_originals_tags(shop, tiny_embedder):
+    import shutil as sh
+
+    root, index, _ = shop
+    run("tag", "add", root / "p001.png", "original", "--index", index)
+    sh.copy(root / "p001.png", root / "copy.png")
+    store = Store(index)
+    Indexer(store, tiny_embedder).run(root)
+    assert store.user_tags(store.image_by_path(str(root / "copy.png")).id) == []
+    assert store.user_tags(store.image_by_path(str(root / "p001.png")).id) == ["original"]

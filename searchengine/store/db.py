@@ -23,6 +23,8 @@ from searchengine.store.schema import migrate, refresh_fts
 
 DB_NAME = "index.db"
 BUSY_TIMEOUT_MS = 30_000
+#: What users add to an image (kept when the file moves).
+USER_TABLES = ("metadata", "user_tags", "collection_items")
 
 _IMAGE_COLUMNS = "id, path, root, sha256, size, mtime_ns, width, height, format, status, error"
 _WRITE_COLUMNS = (
@@ -333,11 +335,16 @@ class Store:
             self.db.execute("UPDATE images SET size = ?, mtime_ns = ? WHERE path = ?", [size, mtime_ns, path])
 
     def delete_paths(self, paths: Sequence[str]) -> int:
-        """Delete rows (and their embeddings) for ``paths``; returns how many went."""
+        """Delete rows (and their embeddings) for ``paths``; returns how many went.
+
+        A deleted image whose content now lives at exactly one other path (it was moved
+        or renamed) hands that copy its user data first: metadata, tags, collections.
+        """
         if not paths:
             return 0
         gone = 0
         with self.db.atomic():
+            self._hand_over_user_data(paths)
             for chunk_start in range(0, len(paths), 500):
                 chunk = list(paths[chunk_start : chunk_start + 500])
                 marks = ",".join("?" * len(chunk))
@@ -349,6 +356,42 @@ class Store:
             if gone:
                 self._bump_generation()
         return gone
+
+    def _hand_over_user_data(self, paths: Sequence[str]) -> int:
+        """Move metadata, user tags and collection memberships of images about to be deleted
+        to the one remaining image with the same content, when there is exactly one and it
+        has none of its own. Returns how many images handed over."""
+        leaving = set(paths)
+        moved = 0
+        rows = self.db.execute(
+            "SELECT i.id, i.path, i.sha256 FROM images i WHERE i.sha256 IS NOT NULL AND ("
+            "EXISTS (SELECT 1 FROM metadata m WHERE m.image_id = i.id) OR "
+            "EXISTS (SELECT 1 FROM user_tags u WHERE u.image_id = i.id) OR "
+            "EXISTS (SELECT 1 FROM collection_items c WHERE c.image_id = i.id))"
+        ).fetchall()
+        for old_id, path, sha in rows:
+            if path not in leaving:
+                continue
+            heirs = [
+                image_id
+                for image_id, other in self.db.execute(
+                    "SELECT id, path FROM images WHERE sha256 = ? AND status = 'ok'", [sha]
+                )
+                if other not in leaving
+            ]
+            if len(heirs) != 1:
+                continue  # gone for good, or copied to several places: nothing to guess
+            new_id = heirs[0]
+            if any(
+                self.db.execute(f"SELECT 1 FROM {t} WHERE image_id = ? LIMIT 1", [new_id]).fetchone()
+                for t in USER_TABLES
+            ):
+                continue  # it has user data of its own
+            for table in USER_TABLES:
+                self.db.execute(f"UPDATE {table} SET image_id = ? WHERE image_id = ?", [new_id, old_id])
+            self._refresh_fts(new_id)
+            moved += 1
+        return moved
 
     def clear(self) -> None:
         """Forget every image, vector and the encoder binding (for ``--rebuild``)."""
