@@ -14,9 +14,12 @@ import logging
 import os
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+
+import numpy as np
 
 from searchengine.config import Settings
 from searchengine.errors import IndexNotBuilt, SearchEngineError
@@ -70,11 +73,18 @@ class Busy(SearchEngineError):
 
 
 class _Serialised:
-    """One encoder shared by request threads, one call at a time."""
+    """One encoder shared by request threads, one call at a time.
+
+    Text embeddings are remembered (least recently used first out): "Show more",
+    filter changes and repeated queries do not encode the same text again.
+    """
+
+    TEXT_CACHE = 2048
 
     def __init__(self, inner: Embedder) -> None:
         self.inner, self.id = inner, inner.id
         self._lock = threading.Lock()
+        self._texts: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def load(self) -> None:
         with self._lock:
@@ -82,7 +92,16 @@ class _Serialised:
 
     def embed_texts(self, texts):
         with self._lock:
-            return self.inner.embed_texts(texts)
+            missing = list(dict.fromkeys(t for t in texts if t not in self._texts))
+            if missing:
+                for text, vec in zip(missing, self.inner.embed_texts(missing), strict=True):
+                    self._texts[text] = vec
+            out = np.stack([self._texts[t] for t in texts]) if texts else self.inner.embed_texts(texts)
+            for t in texts:
+                self._texts.move_to_end(t)
+            while len(self._texts) > self.TEXT_CACHE:
+                self._texts.popitem(last=False)
+            return out.copy()
 
     def embed_images(self, images):
         with self._lock:

@@ -9,6 +9,7 @@ import shutil
 import threading
 import time
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -530,3 +531,23 @@ def test_tags_collections_duplicates_and_export_over_http(tmp_path, tiny_embedde
     ld = client.get("/api/export", params={"format": "jsonld"}).json()
     assert {o["@type"] for o in ld["@graph"]} == {"ImageObject"} and len(ld["@graph"]) == 5
     assert client.get("/api/export", params={"format": "xmp"}).status_code == 422
+
+
+def test_the_service_encodes_a_query_text_once(tiny_embedder):
+    from web.service import _Serialised
+
+    calls = []
+
+    class Counting:
+        id = tiny_embedder.id
+
+        def embed_texts(self, texts):
+            calls.append(list(texts))
+            return tiny_embedder.embed_texts(texts)
+
+    enc = _Serialised(Counting())
+    a = enc.embed_texts(["red label", "blue"])
+    b = enc.embed_texts(["blue", "red label", "new"])
+    assert calls == [["red label", "blue"], ["new"]]  # page 2, filters, repeats: no new encoding
+    assert np.allclose(a[0], b[1]) and np.allclose(a[1], b[0])
+    assert np.allclose(b[2], tiny_embedder.embed_texts(["new"])[0], atol=1e-6)
