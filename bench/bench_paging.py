@@ -38,9 +38,8 @@ def main() -> None:
             t0 = time.perf_counter()
             client.get("/api/search", params={"q": q, "limit": 24, "offset": offset}).raise_for_status()
             out.append((time.perf_counter() - t0) * 1000)
-    print(
-        f"page 1 p50 {statistics.median(first):.1f} ms; page 2 (same text) p50 {statistics.median(second):.1f} ms"
-    )
+    p1, p2 = statistics.median(first), statistics.median(second)
+    print(f"page 1 p50 {p1:.1f} ms; page 2 (same text) p50 {p2:.1f} ms")
 
 
 if __name__ == "__main__":
