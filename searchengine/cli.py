@@ -172,6 +172,13 @@ def _open_query_image(path: str):
         raise click.ClickException(f"cannot use {path} as a query image: {exc}") from None
 
 
+def _store(index: str | None):
+    """The index named by --index (or SE_INDEX, or the default); it must exist."""
+    from searchengine.search import open_store
+
+    return open_store(_settings(index).index_path)
+
+
 def _resolve_image(store, ref: str):
     """An indexed image by path or id, or a ClickException saying it is not indexed."""
     rec = store.image_by_path(str(Path(ref).expanduser().resolve()))
@@ -422,10 +429,10 @@ def search(
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def info(index, as_json) -> None:
     """Show what an index holds: counts, encoder, roots and failures."""
-    from searchengine.search import index_stats, open_store
+    from searchengine.search import index_stats
     from searchengine.store.vectors import VectorIndex
 
-    store = open_store(_settings(index).index_path)
+    store = _store(index)
     enc = store.encoder()
     vectors = VectorIndex.open(store, enc.dim) if enc else None
     stats = index_stats(store, vectors)
@@ -553,9 +560,7 @@ def evaluate(annotations, index, model, captioner, ocr, max_queries, with_metada
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def show(image, index, as_json) -> None:
     """Show what the index knows of IMAGE (a path or an id): facts, caption, tags, OCR."""
-    from searchengine.search import open_store
-
-    store = open_store(_settings(index).index_path)
+    store = _store(index)
     rec = _resolve_image(store, image)
     data = {
         **asdict(rec),
@@ -689,9 +694,8 @@ def import_(catalogue, index, image_column, dry_run, as_json) -> None:
     (--facet). Rows that match no image, or several, are reported.
     """
     from searchengine.metadata import import_catalogue
-    from searchengine.search import open_store
 
-    store = open_store(_settings(index).index_path)
+    store = _store(index)
     report = import_catalogue(store, catalogue, image_column=image_column, dry_run=dry_run)
     if as_json:
         click.echo(
@@ -752,9 +756,8 @@ def duplicates(index, hamming, hamming_loose, cosine, as_json) -> None:
     from dataclasses import replace as dc_replace
 
     from searchengine.duplicates import DuplicateRule, find_groups
-    from searchengine.search import open_store
 
-    store = open_store(_settings(index).index_path)
+    store = _store(index)
     rule = dc_replace(
         DuplicateRule.of_index(store),
         **{
@@ -797,9 +800,7 @@ def tag() -> None:
 @index_option
 def tag_add(image, tags, index) -> None:
     """Add TAGS to IMAGE (a path or an id)."""
-    from searchengine.search import open_store
-
-    store = open_store(_settings(index).index_path)
+    store = _store(index)
     rec = _resolve_image(store, image)
     store.add_tags(rec.id, [" ".join(t.split()) for t in tags if t.strip()])
     click.echo(f"{rec.path}: {', '.join(store.user_tags(rec.id))}")
@@ -811,9 +812,7 @@ def tag_add(image, tags, index) -> None:
 @index_option
 def tag_remove(image, tags, index) -> None:
     """Remove TAGS from IMAGE (a path or an id)."""
-    from searchengine.search import open_store
-
-    store = open_store(_settings(index).index_path)
+    store = _store(index)
     rec = _resolve_image(store, image)
     gone = store.remove_tags(rec.id, tags)
     click.echo(f"{rec.path}: {gone} removed; tags now: {', '.join(store.user_tags(rec.id)) or 'none'}")
@@ -830,9 +829,7 @@ def collection() -> None:
 @index_option
 def collection_add(name, images, index) -> None:
     """Add IMAGES (paths or ids) to collection NAME, creating it if new."""
-    from searchengine.search import open_store
-
-    store = open_store(_settings(index).index_path)
+    store = _store(index)
     ids = [_resolve_image(store, i).id for i in images]
     added = store.add_to_collection(name.strip(), ids)
     click.echo(f"{name}: {added} added")
@@ -844,9 +841,7 @@ def collection_add(name, images, index) -> None:
 @index_option
 def collection_remove(name, images, index) -> None:
     """Remove IMAGES (paths or ids) from collection NAME."""
-    from searchengine.search import open_store
-
-    store = open_store(_settings(index).index_path)
+    store = _store(index)
     gone = store.remove_from_collection(name, [_resolve_image(store, i).id for i in images])
     click.echo(f"{name}: {gone} removed")
 
@@ -857,9 +852,8 @@ def collection_remove(name, images, index) -> None:
 def collection_list(name, index) -> None:
     """List collections, or the images in collection NAME."""
     from searchengine.records import Filters
-    from searchengine.search import open_store
 
-    store = open_store(_settings(index).index_path)
+    store = _store(index)
     if name is None:
         for cname, n, created in store.collections():
             click.echo(f"{cname}\t{n} images\tcreated {created}")
@@ -876,9 +870,7 @@ def collection_list(name, index) -> None:
 @index_option
 def collection_delete(name, index) -> None:
     """Delete collection NAME (its images stay indexed)."""
-    from searchengine.search import open_store
-
-    if not open_store(_settings(index).index_path).delete_collection(name):
+    if not _store(index).delete_collection(name):
         raise click.ClickException(f"no collection named {name!r}")
     click.echo(f"deleted {name}")
 
@@ -905,9 +897,8 @@ def export(index, fmt, out, beside, overwrite, folder, collection, base_url) -> 
     """
     from searchengine.export import jsonld, records, write_csv, write_jsonl, write_xmp
     from searchengine.records import Filters
-    from searchengine.search import open_store
 
-    store = open_store(_settings(index).index_path)
+    store = _store(index)
     filters = Filters(
         folder=str(Path(folder).expanduser().resolve()) if folder else None, collection=collection
     )
@@ -1000,10 +991,9 @@ def tune(
 
     from searchengine.models.adapter import AdaptedEmbedder, split_spec
     from searchengine.models.registry import create_embedder
-    from searchengine.search import open_store
     from searchengine.tuning import extract, load_pairs, reembed, report, train, write_json
 
-    store = open_store(_settings(index).index_path)
+    store = _store(index)
     recorded = store.encoder()
     if recorded is None:
         raise click.ClickException("the index is empty: index your images first, then tune")
