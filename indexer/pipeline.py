@@ -14,7 +14,6 @@ releases the GIL) while the main thread embeds and captions the current one.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -32,8 +31,8 @@ from searchengine.duplicates import (
     PHASH_STAGE,
     PHASH_TOOL,
     DuplicateRule,
-    find_groups,
     perceptual_hash,
+    regroup,
 )
 from searchengine.errors import SearchEngineError, UnsupportedImage
 from searchengine.imaging import WORKING_SIDE, load_image
@@ -258,19 +257,10 @@ class Indexer:
         # Deleting last lets a moved file reuse the vector of its old path.
         report.deleted = self.store.delete_paths(gone)
         VectorIndex.open(self.store, self.embedder.id.dim)
-        if self.duplicates is not None and (
-            todo or gone or self.store.get_meta("duplicates") != json.dumps(self.duplicates.as_dict())
-        ):
-            self.group_duplicates()
+        if self.duplicates is not None and (todo or gone or not self.duplicates.is_stored(self.store)):
+            regroup(self.store, self.duplicates)
         report.seconds = time.perf_counter() - started
         return report
-
-    def group_duplicates(self) -> list[list[int]]:
-        """Recompute and store the near-duplicate groups of the whole index."""
-        ids, vecs = self.store.all_vectors(self.embedder.id.dim)
-        groups = find_groups(ids, vecs, self.store.phashes(), self.duplicates)
-        self.store.replace_duplicates(groups, self.duplicates.as_dict())
-        return groups
 
     # -- worker stages: hash, decode, OCR (no database access) ------------------
     def _prepare_one(self, job: Job) -> _Prepared:

@@ -333,6 +333,7 @@ def search(
     counts double. Codes (QX-7781-B, 25/12/2018) favour exact keyword matches.
     With no QUERY and only filters, lists every image that passes them.
     """
+    from searchengine.imaging import normalise_format
     from searchengine.metadata import normalise_key, parse_condition
     from searchengine.records import Filters
     from searchengine.search import SearchEngine, open_store
@@ -343,10 +344,9 @@ def search(
         engine = SearchEngine(open_store(settings.index_path), None)
     else:
         engine = SearchEngine.open(settings, model=model)
-    jpeg = {"JPG": "JPEG", "TIF": "TIFF"}
     filters = Filters(
         folder=str(Path(folder).expanduser().resolve()) if folder else None,
-        formats=tuple(jpeg.get(f.upper().lstrip("."), f.upper().lstrip(".")) for f in formats),
+        formats=tuple(normalise_format(f) for f in formats),
         modified_after=_parse_date(after),
         modified_before=_parse_date(before, end=True),
         min_bytes=min_size,
@@ -698,21 +698,7 @@ def import_(catalogue, index, image_column, dry_run, as_json) -> None:
     store = _store(index)
     report = import_catalogue(store, catalogue, image_column=image_column, dry_run=dry_run)
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "source": report.source,
-                    "rows": report.rows,
-                    "matched": report.matched,
-                    "values": report.values,
-                    "fields": dict(report.fields),
-                    "unmatched": [{"line": n, "image": v} for n, v in report.unmatched],
-                    "ambiguous": [{"line": n, "image": v, "candidates": c} for n, v, c in report.ambiguous],
-                    "bad": [{"line": n, "reason": r} for n, r in report.bad],
-                    "dry_run": dry_run,
-                }
-            )
-        )
+        click.echo(json.dumps({**report.as_dict(), "dry_run": dry_run}))
         return
     verb = "would attach" if dry_run else "attached"
     click.echo(
@@ -755,7 +741,7 @@ def duplicates(index, hamming, hamming_loose, cosine, as_json) -> None:
     """
     from dataclasses import replace as dc_replace
 
-    from searchengine.duplicates import DuplicateRule, find_groups
+    from searchengine.duplicates import DuplicateRule, regroup
 
     store = _store(index)
     rule = dc_replace(
@@ -766,10 +752,8 @@ def duplicates(index, hamming, hamming_loose, cosine, as_json) -> None:
             if v is not None
         },
     )
-    enc = store.encoder()
-    if store.get_meta("duplicates") != json.dumps(rule.as_dict()) and enc is not None:
-        ids, vecs = store.all_vectors(enc.dim)
-        store.replace_duplicates(find_groups(ids, vecs, store.phashes(), rule), rule.as_dict())
+    if not rule.is_stored(store):
+        regroup(store, rule)
     groups = store.duplicate_groups()
     paths = store.images_by_id([i for g in groups for i in g])
     if as_json:
@@ -895,7 +879,7 @@ def export(index, fmt, out, beside, overwrite, folder, collection, base_url) -> 
     Each field records where it came from (which model or import). Originals are
     never modified; existing sidecars are kept unless --overwrite.
     """
-    from searchengine.export import jsonld, records, write_csv, write_jsonl, write_xmp
+    from searchengine.export import records, render, write_xmp
     from searchengine.records import Filters
 
     store = _store(index)
@@ -913,21 +897,12 @@ def export(index, fmt, out, beside, overwrite, folder, collection, base_url) -> 
             + (f", {len(skipped)} existing kept (--overwrite)" if skipped else "")
         )
         return
-    import io
-
-    sink = io.StringIO(newline="")
-    if fmt == "csv":
-        write_csv(items, sink)
-    elif fmt == "jsonl":
-        write_jsonl(items, sink)
-    else:
-        sink.write(json.dumps(jsonld(items, base_url), ensure_ascii=False, indent=1) + "\n")
+    text = render(items, fmt, base_url)
     if out:
-        Path(out).expanduser().write_text(sink.getvalue(), encoding="utf-8", newline="")
-    else:
-        click.echo(sink.getvalue(), nl=False)
-    if out:
+        Path(out).expanduser().write_text(text, encoding="utf-8", newline="")
         click.echo(f"{len(items)} images written to {out}", err=True)
+    else:
+        click.echo(text, nl=False)
 
 
 @cli.command()
@@ -1064,14 +1039,11 @@ def tune(
 
 def _regroup(store) -> None:
     """Find near-duplicate groups again (they use the vectors) and rebuild FAISS."""
-    from searchengine.duplicates import DuplicateRule, find_groups
+    from searchengine.duplicates import DuplicateRule, regroup
     from searchengine.store.vectors import VectorIndex
 
-    enc = store.encoder()
-    rule = DuplicateRule.of_index(store)
-    ids, vecs = store.all_vectors(enc.dim)
-    store.replace_duplicates(find_groups(ids, vecs, store.phashes(), rule), rule.as_dict())
-    VectorIndex.open(store, enc.dim)
+    regroup(store, DuplicateRule.of_index(store))
+    VectorIndex.open(store, store.encoder().dim)
 
 
 @cli.command()
@@ -1081,45 +1053,22 @@ def models(as_json) -> None:
 
     Backends whose licences or training data make commercial use doubtful are flagged.
     """
-    from searchengine.models.registry import CAPTIONERS, ENCODERS, OCR_ENGINES, default_spec
+    from searchengine.models.registry import describe
 
-    try:
-        default = default_spec()
-    except SearchEngineError:
-        default = None
-    defaults = {"encoder": default, "captioner": "offline", "ocr": "rapidocr"}
-    specs = [*ENCODERS.values(), *CAPTIONERS.values(), *OCR_ENGINES.values()]
+    entries = describe()
     if as_json:
-        click.echo(
-            json.dumps(
-                [
-                    {
-                        "kind": m.kind,
-                        "name": m.name,
-                        "default": m.name == defaults[m.kind],
-                        "description": m.description,
-                        "licence": m.licence,
-                        "size": m.size,
-                        "weights": m.weights,
-                        "default_tag": m.default_tag,
-                        "present": bool(m.available(None)),
-                        "commercial_caution": m.caution,
-                    }
-                    for m in specs
-                ]
-            )
-        )
+        click.echo(json.dumps(entries))
         return
-    for m in specs:
-        here = "present" if m.available(None) else "not present"
-        mark = " (default)" if m.name == defaults[m.kind] else ""
-        flag = "  [!] commercial use: check" if m.caution else ""
-        click.echo(f"{m.kind} {m.name}{mark}: {m.description}{flag}")
-        click.echo(f"    licence: {m.licence}")
-        click.echo(f"    size: {m.size}; weights [{here}]: {m.weights}")
-        click.echo(f"    default tag: {m.default_tag}")
-        if m.caution:
-            click.echo(f"    [!] {m.caution}")
+    for m in entries:
+        here = "present" if m["present"] else "not present"
+        mark = " (default)" if m["default"] else ""
+        flag = "  [!] commercial use: check" if m["commercial_caution"] else ""
+        click.echo(f"{m['kind']} {m['name']}{mark}: {m['description']}{flag}")
+        click.echo(f"    licence: {m['licence']}")
+        click.echo(f"    size: {m['size']}; weights [{here}]: {m['weights']}")
+        click.echo(f"    default tag: {m['default_tag']}")
+        if m["commercial_caution"]:
+            click.echo(f"    [!] {m['commercial_caution']}")
 
 
 def main(argv: list[str] | None = None) -> None:

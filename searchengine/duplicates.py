@@ -34,6 +34,12 @@ class DuplicateRule:
     def as_dict(self) -> dict:
         return {"method": PHASH_TOOL, **asdict(self)}
 
+    def is_stored(self, store) -> bool:
+        """Tell whether the index's groups were last found with this rule."""
+        import json
+
+        return store.get_meta("duplicates") == json.dumps(self.as_dict())
+
     @classmethod
     def of_index(cls, store) -> DuplicateRule:
         """The rule an index was last grouped with (``searchengine duplicates`` may set
@@ -107,6 +113,18 @@ def find_groups(
     for x in range(len(hashed)):
         groups.setdefault(root(x), []).append(hashed[x])
     return sorted((sorted(g) for g in groups.values() if len(g) > 1), key=lambda g: g[0])
+
+
+def regroup(store, rule: DuplicateRule) -> list[list[int]]:
+    """Find the near-duplicate groups of the whole index with ``rule`` and store them, with
+    the rule (an index with no vectors yet has none)."""
+    enc = store.encoder()
+    if enc is None:
+        return []
+    ids, vecs = store.all_vectors(enc.dim)
+    groups = find_groups(ids, vecs, store.phashes(), rule)
+    store.replace_duplicates(groups, rule.as_dict())
+    return groups
 
 
 def pair_scores(pairs: list[tuple[int, int]], vectors: dict[int, np.ndarray], hashes: dict[int, str]):

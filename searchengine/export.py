@@ -15,6 +15,7 @@ Every field carries its provenance: the model or import that produced it. Format
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import re
@@ -24,14 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+from searchengine.imaging import MEDIA_TYPES
 from searchengine.text import STOPWORDS
 
 ALT_MAX = 125
 FORMATS = ("csv", "jsonl", "jsonld", "xmp")
 CSV_COLUMNS = ("path", "alt_text", "title", "caption", "keywords")
 SOURCE_FIELDS = ("alt_text", "title", "caption", "keywords", "ocr_text")
-MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
-MIME.update({"BMP": "image/bmp", "TIFF": "image/tiff", "MPO": "image/jpeg"})
 #: Fields that describe a product in words (keywords); long or numeric ones are left out.
 NOT_KEYWORDS = {"title", "description", "captions", "text", "sku", "id", "price", "year", "url"}
 _PREFIX = re.compile(
@@ -253,7 +253,7 @@ def jsonld(items: list[SeoRecord], base_url: str | None = None) -> dict:
             "description": r.alt_text,
             "caption": r.caption or r.alt_text,
             "keywords": ", ".join(r.keywords),
-            "encodingFormat": MIME.get(r.format or "", "application/octet-stream"),
+            "encodingFormat": MEDIA_TYPES.get(r.format or "", "application/octet-stream"),
             "additionalProperty": [
                 {"@type": "PropertyValue", "name": f"{f}_source", "value": r.sources[f]}
                 for f in SOURCE_FIELDS
@@ -268,6 +268,20 @@ def jsonld(items: list[SeoRecord], base_url: str | None = None) -> dict:
             obj["sha256"] = r.sha256
         graph.append(obj)
     return {"@context": "https://schema.org", "@graph": graph}
+
+
+def render(items: list[SeoRecord], fmt: str, base_url: str | None = None) -> str:
+    """The whole export as text, for ``csv``, ``jsonl`` or ``jsonld`` (xmp writes files)."""
+    sink = io.StringIO(newline="")
+    if fmt == "csv":
+        write_csv(items, sink)
+    elif fmt == "jsonl":
+        write_jsonl(items, sink)
+    elif fmt == "jsonld":
+        sink.write(json.dumps(jsonld(items, base_url), ensure_ascii=False, indent=1) + "\n")
+    else:
+        raise ValueError(f"not a text export format: {fmt}")
+    return sink.getvalue()
 
 
 def xmp_packet(r: SeoRecord) -> bytes:

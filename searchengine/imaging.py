@@ -13,6 +13,24 @@ from searchengine.errors import UnsupportedImage
 #: File suffixes the indexer picks up (lower case).
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 
+#: Media type of each format Pillow reports (serving files, export records).
+MEDIA_TYPES = {
+    "JPEG": "image/jpeg",
+    "MPO": "image/jpeg",
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+    "GIF": "image/gif",
+    "BMP": "image/bmp",
+    "TIFF": "image/tiff",
+}
+
+
+def normalise_format(name: str) -> str:
+    """A user's format name (``jpg``, ``.tif``, ``PNG``) -> Pillow's (``JPEG``, ``TIFF``, ``PNG``)."""
+    upper = name.strip().upper().lstrip(".")
+    return {"JPG": "JPEG", "TIF": "TIFF"}.get(upper, upper)
+
+
 #: Decoded images are shrunk to this longest side; every encoder works at <= 518 px.
 WORKING_SIDE = 640
 

@@ -137,6 +137,18 @@ class ImportReport:
     bad: list[tuple[int, str]] = field(default_factory=list)  # (line, reason)
     fields: Counter = field(default_factory=Counter)
 
+    def as_dict(self) -> dict:
+        return {
+            "source": self.source,
+            "rows": self.rows,
+            "matched": self.matched,
+            "values": self.values,
+            "fields": dict(self.fields),
+            "unmatched": [{"line": n, "image": v} for n, v in self.unmatched],
+            "ambiguous": [{"line": n, "image": v, "candidates": c} for n, v, c in self.ambiguous],
+            "bad": [{"line": n, "reason": r} for n, r in self.bad],
+        }
+
 
 def import_catalogue(
     store,

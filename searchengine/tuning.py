@@ -203,7 +203,6 @@ def train(
     projection = feats.features is not None
     dim = feats.vectors.shape[1]
     x_all = torch.from_numpy(feats.features if projection else feats.vectors)
-    base_all = torch.from_numpy(feats.vectors)
     text_all = torch.from_numpy(feats.texts)
     if projection:
         mean = x_all[torch.from_numpy(train_rows)].mean(0, keepdim=True)
@@ -224,11 +223,11 @@ def train(
         return torch.nn.functional.normalize(x + x @ weight + bias, dim=1)
 
     def export(alpha: float) -> Adapter:
-        w = (weight.detach() / std.T).numpy().astype(np.float32)
-        b = (bias.detach() - (mean / std) @ weight.detach()).numpy().reshape(-1).astype(np.float32)
-        if not projection:  # fold the (identity) standardisation: x + xW + b
-            w, b = weight.detach().numpy().astype(np.float32), bias.detach().numpy().astype(np.float32)
-        return Adapter("projection" if projection else "residual", base_spec, w, b, alpha)
+        w, b = weight.detach(), bias.detach()
+        if projection:  # fold the standardisation into the weights: ((x - m) / s) W + b
+            w, b = w / std.T, b - ((mean / std) @ w).reshape(-1)
+        kind = "projection" if projection else "residual"
+        return Adapter(kind, base_spec, w.numpy().astype(np.float32), b.numpy().astype(np.float32), alpha)
 
     def validate() -> tuple[float, dict]:
         with torch.no_grad():
@@ -281,7 +280,6 @@ def train(
         weight.copy_(best_state[0])
         bias.copy_(best_state[1])
     adapter = export(best_state[2])
-    del base_all
     return TuneResult(
         adapter,
         before,

@@ -5,7 +5,6 @@ Run it with ``searchengine serve``; build it in code with :func:`create_app`.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import sqlite3
@@ -30,7 +29,7 @@ from searchengine.errors import (
     SearchEngineError,
     UnsupportedImage,
 )
-from searchengine.imaging import load_image
+from searchengine.imaging import MEDIA_TYPES, load_image, normalise_format
 from searchengine.metadata import normalise_key, parse_condition
 from searchengine.records import Filters, ImageRecord
 from searchengine.search import SearchPage, index_stats
@@ -39,15 +38,6 @@ from web.service import Busy, Forbidden, NotFound, Service, ServiceConfig
 
 STATIC = Path(__file__).parent / "static"
 INT64 = (-(2**63), 2**63 - 1)
-MEDIA_TYPES = {
-    "JPEG": "image/jpeg",
-    "PNG": "image/png",
-    "WEBP": "image/webp",
-    "GIF": "image/gif",
-    "BMP": "image/bmp",
-    "TIFF": "image/tiff",
-    "MPO": "image/jpeg",
-}
 ERRORS = {
     400: {"model": schemas.Error, "description": "Bad request"},
     404: {"model": schemas.Error, "description": "Not found"},
@@ -55,10 +45,6 @@ ERRORS = {
 }
 
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="Set by serve --api-key.")
-
-
-class _BodyTooLarge(HTTPException):
-    pass
 
 
 class BodyLimit:
@@ -83,7 +69,7 @@ class BodyLimit:
             if msg["type"] == "http.request":
                 seen += len(msg.get("body", b""))
                 if seen > self.max_bytes:
-                    raise _BodyTooLarge(413, message)
+                    raise HTTPException(413, message)  # FastAPI lets HTTPException through
             return msg
 
         return await self.app(scope, limited, send)
@@ -169,6 +155,10 @@ def create_app(config: ServiceConfig | None = None, service: Service | None = No
         if key is None or not secrets.compare_digest(key.encode(), config.api_key.encode()):
             raise HTTPException(401, "missing or wrong API key: send it in the X-API-Key header")
 
+    # the schema names the key only where one is set
+    admin = [Depends(require_key)] if config.api_key else []
+    admin_errors = {**ERRORS, 401: {"model": schemas.Error}}
+
     # -- search ------------------------------------------------------------------------
     def run_search(params: schemas.SearchParams, image=None) -> schemas.SearchResponse:
         started = time.perf_counter()
@@ -181,11 +171,7 @@ def create_app(config: ServiceConfig | None = None, service: Service | None = No
                 raise NotFound(f"image {params.like} is not searchable ({rec.error})")
         filters = Filters(
             folder=params.folder.rstrip("/") or "/" if params.folder else None,
-            formats=tuple(
-                {"JPG": "JPEG", "TIF": "TIFF"}.get(t.upper().lstrip("."), t.upper().lstrip("."))
-                for t in params.type
-                if t.strip()
-            ),
+            formats=tuple(normalise_format(t) for t in params.type if t.strip()),
             modified_after=_day_ns(params.after),
             modified_before=_day_ns(params.before, end=True),
             min_bytes=params.min_size,
@@ -374,9 +360,6 @@ def create_app(config: ServiceConfig | None = None, service: Service | None = No
         )
 
     # -- asset library ---------------------------------------------------------------
-    admin = [Depends(require_key)] if config.api_key else []
-    admin_errors = {**ERRORS, 401: {"model": schemas.Error}}
-
     @app.post(
         "/api/images/{image_id}/tags",
         response_model=list[str],
@@ -494,16 +477,7 @@ def create_app(config: ServiceConfig | None = None, service: Service | None = No
                 report = import_catalogue(service.store(), path, image_column=image_column, dry_run=dry_run)
             except UnicodeDecodeError as exc:
                 raise SearchEngineError(f"the catalogue is not UTF-8 text: {exc.reason}") from None
-        return schemas.ImportResult(
-            source=report.source,
-            rows=report.rows,
-            matched=report.matched,
-            values=report.values,
-            fields=dict(report.fields),
-            unmatched=[{"line": n, "image": v} for n, v in report.unmatched],
-            ambiguous=[{"line": n, "image": v, "candidates": c} for n, v, c in report.ambiguous],
-            bad=[{"line": n, "reason": r} for n, r in report.bad],
-        )
+        return schemas.ImportResult(**report.as_dict())
 
     @app.get(
         "/api/export",
@@ -516,30 +490,21 @@ def create_app(config: ServiceConfig | None = None, service: Service | None = No
         base_url: Annotated[str | None, Query(max_length=2000)] = None,
     ):
         """SEO metadata of every image (alt text, title, caption, keywords, OCR text, provenance)."""
-        import io
-
         from fastapi.responses import Response
 
-        from searchengine.export import jsonld, records, write_csv, write_jsonl
+        from searchengine.export import records, render
 
         store = service.store()
         ids = store.filtered_ids(Filters(collection=collection)).tolist() if collection else None
-        items = list(records(store, ids))
-        sink = io.StringIO(newline="")
-        if format == "csv":
-            write_csv(items, sink)
-            media = "text/csv; charset=utf-8"
-        elif format == "jsonl":
-            write_jsonl(items, sink)
-            media = "application/x-ndjson"
-        else:
-            sink.write(json.dumps(jsonld(items, base_url), ensure_ascii=False))
-            media = "application/ld+json"
-        name = f"images.{format}"
+        media = {
+            "csv": "text/csv; charset=utf-8",
+            "jsonl": "application/x-ndjson",
+            "jsonld": "application/ld+json",
+        }
         return Response(
-            sink.getvalue(),
-            media_type=media,
-            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+            render(list(records(store, ids)), format, base_url),
+            media_type=media[format],
+            headers={"Content-Disposition": f'attachment; filename="images.{format}"'},
         )
 
     # -- index -------------------------------------------------------------------------
@@ -583,30 +548,15 @@ def create_app(config: ServiceConfig | None = None, service: Service | None = No
     @app.get("/api/models", response_model=list[schemas.ModelInfo], tags=["index"])
     def models():
         """Every encoder, captioner and OCR engine: licence, weights, whether they are here."""
-        from searchengine.models.registry import CAPTIONERS, ENCODERS, OCR_ENGINES
+        from searchengine.models.registry import describe
 
         enc = service.store().encoder()
-        out = []
-        for spec in [*ENCODERS.values(), *CAPTIONERS.values(), *OCR_ENGINES.values()]:
-            try:
-                present = bool(spec.available(None))
-            except Exception:  # a backend's probe must not take the endpoint down
-                present = False
-            out.append(
-                schemas.ModelInfo(
-                    kind=spec.kind,
-                    name=spec.name,
-                    description=spec.description,
-                    licence=spec.licence,
-                    weights=spec.weights,
-                    default_tag=spec.default_tag,
-                    size=spec.size,
-                    commercial_caution=spec.caution,
-                    present=present,
-                    in_use=spec.kind == "encoder" and enc is not None and enc.name == spec.name,
-                )
+        return [
+            schemas.ModelInfo(
+                **m, in_use=m["kind"] == "encoder" and enc is not None and enc.name == m["name"]
             )
-        return out
+            for m in describe()
+        ]
 
     @app.get("/api/index", response_model=schemas.JobStatus, tags=["index"])
     def index_status():
@@ -617,8 +567,7 @@ def create_app(config: ServiceConfig | None = None, service: Service | None = No
         "/api/index",
         response_model=schemas.JobStatus,
         status_code=202,
-        # the schema names the key only where one is set
-        dependencies=[Depends(require_key)] if config.api_key else [],
+        dependencies=admin,
         responses={
             400: {"model": schemas.Error},
             401: {"model": schemas.Error},

@@ -231,6 +231,7 @@ class Health(BaseModel):
 class ModelInfo(BaseModel):
     kind: Literal["encoder", "captioner", "ocr"]
     name: str
+    default: bool = Field(description="Used when nothing else is asked for.")
     description: str
     licence: str
     weights: str

@@ -15,7 +15,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -304,29 +304,20 @@ class Service:
         store = Store(self.index_dir)  # the run's own connection, and its own encoder
         try:
             indexer = Indexer.from_settings(store, self.config.settings)
+
+            def planned(report, todo: int) -> None:
+                job.scanned += report.scanned
+                job.todo += todo
+
+            def advanced(n: int) -> None:
+                job.done += n
+
             for root in roots:
                 job.current_root = root
-
-                def planned(report, todo: int) -> None:
-                    job.scanned += report.scanned
-                    job.todo += todo
-
-                def advanced(n: int) -> None:
-                    job.done += n
-
                 report = indexer.run(root, retry_failed=retry_failed, on_plan=planned, progress=advanced)
                 job.reports.append(
                     {
-                        "root": report.root,
-                        "scanned": report.scanned,
-                        "unchanged": report.unchanged,
-                        "embedded": report.embedded,
-                        "reused": report.reused,
-                        "touched": report.touched,
-                        "failed": report.failed,
-                        "deleted": report.deleted,
-                        "ocr": report.ocr,
-                        "captioned": report.captioned,
+                        **asdict(report),
                         "seconds": round(report.seconds, 2),
                         "failures": [{"path": p, "error": e} for p, e in report.failures[:100]],
                     }

@@ -282,6 +282,36 @@ def create_embedder(spec: str, index_dir: Path | str | None = None) -> Embedder:
     return AdaptedEmbedder(base, Adapter.load(Path(index_dir), adapter_id))
 
 
+def describe() -> list[dict]:
+    """Every encoder, captioner and OCR engine as data (``searchengine models``, ``/api/models``)."""
+    try:
+        default_encoder = default_spec()
+    except ModelNotFound:
+        default_encoder = None
+    defaults = {"encoder": default_encoder, "captioner": "offline", "ocr": "rapidocr"}
+    out = []
+    for m in [*ENCODERS.values(), *CAPTIONERS.values(), *OCR_ENGINES.values()]:
+        try:
+            present = bool(m.available(None))
+        except Exception:  # noqa: BLE001 - a backend's probe must not take the overview down
+            present = False
+        out.append(
+            {
+                "kind": m.kind,
+                "name": m.name,
+                "default": m.name == defaults[m.kind],
+                "description": m.description,
+                "licence": m.licence,
+                "size": m.size,
+                "weights": m.weights,
+                "default_tag": m.default_tag,
+                "present": present,
+                "commercial_caution": m.caution,
+            }
+        )
+    return out
+
+
 def default_spec() -> str:
     """Return the spec of the best encoder usable without network access.
 

@@ -147,14 +147,17 @@ class Store:
         current = self.encoder()
         if current is None:
             with self.db.atomic():
-                for key, value in (
-                    ("encoder_name", enc.name),
-                    ("encoder_tag", enc.tag),
-                    ("encoder_dim", str(enc.dim)),
-                ):
-                    self.db["meta"].upsert({"key": key, "value": value}, pk="key")
+                self._write_encoder(enc)
         elif current != enc:
             raise mismatch_error(self.dir, current, enc)
+
+    def _write_encoder(self, enc: EncoderId) -> None:
+        for key, value in (
+            ("encoder_name", enc.name),
+            ("encoder_tag", enc.tag),
+            ("encoder_dim", str(enc.dim)),
+        ):
+            self.db["meta"].upsert({"key": key, "value": value}, pk="key")
 
     def generation(self) -> str:
         """Return a token that changes (to a fresh random value) with every change of vectors.
@@ -489,12 +492,7 @@ class Store:
 
     def captions_of(self, ids: Sequence[int]) -> dict[int, str]:
         """Return the caption of each of ``ids`` that has one."""
-        ids = [int(i) for i in ids]
-        if not ids:
-            return {}
-        marks = ",".join("?" * len(ids))
-        rows = self.db.execute(f"SELECT image_id, text FROM captions WHERE image_id IN ({marks})", ids)
-        return {int(r[0]): r[1] for r in rows.fetchall()}
+        return {int(i): text for i, text in self._rows_for(ids, "SELECT image_id, text FROM captions")}
 
     def facet_counts(self, top_tags: int = 100) -> dict[str, list[tuple[str, int]]]:
         """Return what searchable images can be filtered by: folders, formats, tags, with counts.
@@ -671,19 +669,10 @@ class Store:
                 self.db.execute(
                     "UPDATE images SET status = 'failed', error = ? WHERE id = ?", [error, image_id]
                 )
-            for key, value in (
-                ("encoder_name", enc.name),
-                ("encoder_tag", enc.tag),
-                ("encoder_dim", str(enc.dim)),
-            ):
-                self.db["meta"].upsert({"key": key, "value": value}, pk="key")
+            self._write_encoder(enc)
             self._bump_generation()
 
     # -- near duplicates ------------------------------------------------------------
-    def set_phashes(self, hashes: Sequence[tuple[int, str]]) -> None:
-        with self.db.atomic():
-            self.db.conn.executemany("UPDATE images SET phash = ? WHERE id = ?", [(h, i) for i, h in hashes])
-
     def phashes(self) -> dict[int, str]:
         rows = self.db.execute("SELECT id, phash FROM images WHERE status = 'ok' AND phash IS NOT NULL")
         return dict(rows.fetchall())
