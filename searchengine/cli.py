@@ -562,16 +562,10 @@ def show(image, index, as_json) -> None:
     """Show what the index knows of IMAGE (a path or an id): facts, caption, tags, OCR."""
     store = _store(index)
     rec = _resolve_image(store, image)
-    data = {
-        **asdict(rec),
-        **store.image_text(rec.id),
-        "metadata": store.metadata_of([rec.id]).get(rec.id, {}),
-        "user_tags": store.user_tags(rec.id),
-        "collections": store.collections_of(rec.id),
-        "duplicates": [
-            store.images_by_id([d])[d].path for d in store.duplicates_of([rec.id]).get(rec.id, [])
-        ],
-    }
+    library = store.library_of(rec.id)
+    library.pop("metadata_sources")
+    library["duplicates"] = [r.path for r in store.images_by_id(library["duplicates"]).values()]
+    data = {**asdict(rec), **store.image_text(rec.id), **library}
     if as_json:
         click.echo(json.dumps(data))
         return

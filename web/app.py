@@ -263,7 +263,8 @@ def create_app(config: ServiceConfig | None = None, service: Service | None = No
     def detail(rec: ImageRecord) -> schemas.ImageDetail:
         store = service.store()
         text = store.image_text(rec.id)
-        dup_ids = store.duplicates_of([rec.id]).get(rec.id, [])
+        library = store.library_of(rec.id)
+        library["duplicates"] = [ref(r) for r in store.images_by_id(library["duplicates"]).values()]
         return schemas.ImageDetail(
             id=rec.id,
             path=rec.path,
@@ -285,11 +286,7 @@ def create_app(config: ServiceConfig | None = None, service: Service | None = No
             ocr_engine=text["ocr_engine"],
             ocr_lines=text["ocr_lines"],
             stages=text["stages"],
-            metadata=store.metadata_of([rec.id]).get(rec.id, {}),
-            metadata_sources=store.metadata_sources(rec.id),
-            user_tags=store.user_tags(rec.id),
-            collections=store.collections_of(rec.id),
-            duplicates=[ref(r) for r in store.images_by_id(dup_ids).values()],
+            **library,
             **_urls(rec.id),
         )
 

@@ -587,6 +587,17 @@ class Store:
             "FROM metadata GROUP BY key ORDER BY key"
         ).fetchall()
 
+    def library_of(self, image_id: int) -> dict:
+        """What users and imports added to one image: metadata (with sources), user tags,
+        collections, and the ids of its near duplicates."""
+        return {
+            "metadata": self.metadata_of([image_id]).get(image_id, {}),
+            "metadata_sources": self.metadata_sources(image_id),
+            "user_tags": self.user_tags(image_id),
+            "collections": self.collections_of(image_id),
+            "duplicates": self.duplicates_of([image_id]).get(image_id, []),
+        }
+
     def user_tags(self, image_id: int) -> list[str]:
         rows = self.db.execute("SELECT tag FROM user_tags WHERE image_id = ? ORDER BY tag", [image_id])
         return [r[0] for r in rows.fetchall()]
