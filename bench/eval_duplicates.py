@@ -85,9 +85,8 @@ def main() -> None:
             ms = (time.perf_counter() - t0) * 1000
             pred = pairs_of(groups)
             hit = len(pred & truth)
-            rows.append(
-                f"| {name} | {len(pred)} | {hit / max(len(pred), 1):.3f} | {hit / len(truth):.3f} | {ms:.0f} |"
-            )
+            precision, recall = hit / max(len(pred), 1), hit / len(truth)
+            rows.append(f"| {name} | {len(pred)} | {precision:.3f} | {recall:.3f} | {ms:.0f} |")
             print(rows[-1], flush=True)
     print("\n".join(rows))
 
