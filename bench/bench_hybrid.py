@@ -23,7 +23,8 @@ from searchengine.models.base import l2_normalize
 from searchengine.models.registry import create_embedder
 from searchengine.records import Caption, OcrLine, OcrResult
 from searchengine.search import SearchEngine
-from searchengine.store.db import ImageWrite, Store
+from searchengine.store.db import Store
+from searchengine.store.images import ImageWrite
 from searchengine.store.vectors import VectorIndex
 
 
@@ -64,7 +65,7 @@ def build(index: Path, n: int, words: list[str], dim: int, embedder) -> float:
                     stages={"caption": ("synthetic", None), "ocr": ("synthetic", None)},
                 )
             )
-        store.write_batch(writes)
+        store.images.write_batch(writes)
     VectorIndex.open(store, dim)
     return time.perf_counter() - t0
 

@@ -45,11 +45,11 @@ def bench(folder: Path, model: str, captions: list[str], queries: int) -> dict:
         warm = time.perf_counter() - t1
         assert again.processed == 0
         engine = SearchEngine(store, embedder)
-        engine.search(captions[0], k=10)  # load the text tower
+        engine.query(captions[0], limit=10, mode="vector", min_score=-1)  # load the text tower
         lat = []
         for q in captions[:queries]:
             s = time.perf_counter()
-            engine.search(q, k=10)
+            engine.query(q, limit=10, mode="vector", min_score=-1)
             lat.append((time.perf_counter() - s) * 1000)
     return {
         "model": embedder.id.spec,

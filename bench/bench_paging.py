@@ -18,7 +18,6 @@ from fastapi.testclient import TestClient
 
 from searchengine.config import Settings
 from web.app import create_app
-from web.service import ServiceConfig
 
 
 def main() -> None:
@@ -27,7 +26,7 @@ def main() -> None:
     ap.add_argument("dataset", type=Path, help="flickr8k_dev1k: its captions are the queries")
     ap.add_argument("--queries", type=int, default=40)
     args = ap.parse_args()
-    app = create_app(ServiceConfig(settings=Settings(index_path=args.index)))
+    app = create_app(Settings(index_path=args.index))
     app.state.service.warm_up()
     client = TestClient(app)
     lines = (args.dataset / "annotations.jsonl").read_text().splitlines()[: args.queries]

@@ -67,14 +67,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "index")
         Indexer(store, create_embedder("offline"), duplicates=None).run(folder)
-        by_path = {p: i for i, p in store.searchable_paths()}
+        by_path = {p: i for i, p in store.images.searchable_paths()}
         records = [json.loads(line) for line in (folder / "annotations.jsonl").open()]
         truth = {
             tuple(sorted((by_path[str(folder / r["file"])], by_path[str(folder / r["duplicate_file"])])))
             for r in records
         }
-        ids, vecs = store.all_vectors(384)
-        hashes = store.phashes()
+        ids, vecs = store.embeddings.all(384)
+        hashes = store.duplicates.phashes()
         rows = ["| rule | predicted pairs | precision | recall | ms |", "|---|---:|---:|---:|---:|"]
         candidates = [("embedding neighbours (10 nearest), then hash <= 6 bits", None), *RULES]
         for name, rule in candidates:

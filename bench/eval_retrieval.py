@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 
 from indexer.pipeline import Indexer
+from searchengine.evaluation import indexed_path
+from searchengine.metrics import ranking_metrics
 from searchengine.models.registry import create_embedder
 from searchengine.search import SearchEngine
 from searchengine.store.db import Store
@@ -30,15 +32,12 @@ def evaluate(dataset: Path, model: str, index: Path | None = None, k: int = 10) 
         report = Indexer(store, embedder).run(dataset)
         index_s = time.perf_counter() - t0
         engine = SearchEngine(store, embedder)
-        queries = [(c, str((dataset / r["file"]).resolve())) for r in records for c in r["captions"]]
-        ranks = []
-        for start in range(0, len(queries), 256):
-            chunk = queries[start : start + 256]
-            for hits, (_, gold) in zip(engine.search_many([q for q, _ in chunk], k=100), chunk, strict=True):
-                ranks.append(next((h.rank for h in hits if h.path == gold), None))
-    n = len(ranks)
-    out = {f"R@{c}": sum(1 for r in ranks if r and r <= c) / n for c in (1, 5, 10)}
-    out["MRR"] = sum(1 / r for r in ranks if r) / n  # ranks past 100 count as 0
+        queries = [(c, str(indexed_path(dataset, r["file"]))) for r in records for c in r["captions"]]
+        ranked = [
+            [h.path for h in engine.query(q, limit=100, mode="vector", min_score=-1).hits] for q, _ in queries
+        ]
+    out = ranking_metrics(ranked, [frozenset({gold}) for _, gold in queries])  # past 100 counts as 0
+    n = len(queries)
     out.update(
         dataset=dataset.name,
         model=embedder.id.spec,

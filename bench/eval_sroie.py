@@ -61,13 +61,13 @@ def evaluate(
         name = {str(folder.resolve() / Path(r["file"]).name): r for r in records}
         found = hits = 0
         for r in records:
-            rec = store.image_by_path(str(folder.resolve() / Path(r["file"]).name))
-            f, h = word_recall(r["text"], store.image_text(rec.id)["ocr_text"] or "")
+            rec = store.images.by_path(str(folder.resolve() / Path(r["file"]).name))
+            f, h = word_recall(r["text"], store.text.of(rec.id).ocr_text or "")
             found, hits = found + f, hits + h
         companies = sorted({r["fields"]["company"] for r in records})
         r1 = r5 = r1_norm = 0
         for company in companies:
-            res = engine.search(company, k=5, mode="keyword")
+            res = engine.query(company, limit=5, mode="keyword").hits
             rel = [name[h.path]["fields"]["company"] == company for h in res]
             r1 += bool(rel[:1] and rel[0])
             r5 += any(rel)
@@ -80,7 +80,7 @@ def evaluate(
             line = distinctive_line(r["text"], line_counts)
             if line is None:
                 continue
-            res = engine.search(line, k=1, mode="keyword")
+            res = engine.query(line, limit=1, mode="keyword").hits
             ok = bool(res) and Path(res[0].path).name == Path(r["file"]).name
             line_hits += ok
             line_total += 1

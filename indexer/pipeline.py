@@ -1,114 +1,75 @@
 """Bring an index in step with a folder: embed, read and caption what is new or changed.
 
-Incremental by (size, mtime) first and content hash second: an unchanged file
-costs one ``stat``; a touched file with the same bytes costs one hash; a moved or
-copied file reuses the stored vector; only new content reaches the encoder. A
-stage switched on later (OCR, captions) runs on the images that lack it and
-nothing else. Every batch is committed in one SQLite transaction, so a killed run
-resumes where it stopped, with no duplicate or lost rows.
+:mod:`indexer.plan` decides what to do, :mod:`indexer.prepare` hashes, decodes and
+reads text in worker threads, and this module runs the model stages (embedding,
+captions) on the main thread and writes each batch in one SQLite transaction, so a
+killed run resumes where it stopped, with no duplicate or lost rows. A moved or
+copied file reuses the stored vector; only new content reaches the encoder.
 
-Stages overlap: worker threads hash, decode and OCR the next batch (onnxruntime
-releases the GIL) while the main thread embeds and captions the current one.
+A failure that belongs to one file (it cannot be decoded, the model refuses it) is
+recorded for that file and the run goes on. A failure of the machine or a backend
+(out of memory, a model that fails on every image of a batch, an OCR engine that
+crashes on every image) stops the run with :class:`SystemicFailure`, before that
+batch is written: recording it per file would mark good images failed for good.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
-from indexer.scan import FileInfo, ScanProblems, scan, visible
+from indexer.plan import IndexReport, Job, plan_run
+from indexer.prepare import Prepared, Preparer
+from searchengine import derived
 from searchengine.config import Settings
-from searchengine.duplicates import (
-    PHASH_STAGE,
-    PHASH_TOOL,
-    DuplicateRule,
-    perceptual_hash,
-    regroup,
-)
-from searchengine.errors import SearchEngineError, UnsupportedImage
-from searchengine.imaging import WORKING_SIDE, load_image
+from searchengine.duplicates import PHASH_STAGE, PHASH_TOOL, DuplicateRule
+from searchengine.errors import ModelNotFound, SystemicFailure
 from searchengine.models.base import Embedder
-from searchengine.models.ocr import OCR_SIDE
-from searchengine.records import Caption, OcrResult
-from searchengine.store.db import ImageWrite, Store
-from searchengine.store.vectors import VectorIndex
+from searchengine.store.db import Store
+from searchengine.store.images import ImageWrite
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]
+#: Exceptions that are never one input's fault.
+SYSTEMIC = (MemoryError, ModelNotFound, SystemicFailure)
+
+__all__ = ["IndexReport", "Indexer", "Job", "guarded"]
 
 
-@dataclass
-class IndexReport:
-    """What one run did, for the CLI and tests."""
+def guarded(what: str, fn: Callable[[list], Sequence], inputs: list) -> list:
+    """Run a batch model call; if it fails, retry one by one to isolate the bad input.
 
-    root: str
-    scanned: int = 0
-    unchanged: int = 0
-    touched: int = 0
-    reused: int = 0
-    embedded: int = 0
-    failed: int = 0
-    deleted: int = 0
-    ocr: int = 0
-    captioned: int = 0
-    stage_failures: int = 0
-    seconds: float = 0.0
-    failures: list[tuple[str, str]] = field(default_factory=list)
+    Returns one result per input, or the error message (str) for inputs that fail.
 
-    @property
-    def processed(self) -> int:
-        return self.touched + self.reused + self.embedded + self.failed
-
-
-@dataclass(frozen=True)
-class Job:
-    """One file to work on: new content (``embed``) and/or stages it lacks."""
-
-    info: FileInfo
-    stored_sha: str | None = None
-    embed: bool = True
-    stages: frozenset[str] = frozenset()
-    missing_if_same: frozenset[str] = frozenset()
-
-
-@dataclass
-class _Prepared:
-    """A file after the worker stages (hash, decode, OCR), before the model stages."""
-
-    job: Job
-    embed: bool = False
-    stages: set[str] = field(default_factory=set)
-    sha256: str | None = None
-    image: Image.Image | None = None
-    facts: dict = field(default_factory=dict)
-    vector: bytes | None = None
-    error: str | None = None
-    same_content: bool = False
-    reused: bool = False
-    copy_stages: dict[str, str] = field(default_factory=dict)
-    ocr: OcrResult | None = None
-    caption: Caption | None = None
-    phash: str | None = None
-    stage_errors: dict[str, str] = field(default_factory=dict)
-
-
-#: Stages whose outputs a moved or copied file takes from another copy (the hash is recomputed).
-COPIED_STAGES = ("ocr", "caption")
-
-
-def _sha256(path: str) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
+    :raises SystemicFailure: a systemic exception, or every one of two or more inputs failed
+        alone too (the backend is broken, not the inputs).
+    """
+    if not inputs:
+        return []
+    try:
+        return list(fn(inputs))
+    except SYSTEMIC as exc:
+        raise SystemicFailure(
+            f"{what} failed: {exc}; the run stopped, nothing of this batch was recorded"
+        ) from exc
+    except Exception as exc:  # noqa: BLE001 - isolated below
+        if len(inputs) == 1:
+            log.warning("%s failed: %s", what, exc)
+            return [str(exc) or exc.__class__.__name__]
+    out = [guarded(what, fn, [x])[0] for x in inputs]
+    if all(isinstance(r, str) for r in out):
+        raise SystemicFailure(
+            f"{what} failed on every image of a batch ({out[0]}): the backend is broken, not the images. "
+            "The run stopped and nothing of this batch was recorded; fix it and run again."
+        )
+    return out
 
 
 class Indexer:
@@ -165,60 +126,8 @@ class Indexer:
 
     def plan(self, root: str | Path, retry_failed: bool = False) -> tuple[list[Job], list[str], IndexReport]:
         """Scan ``root``; return the jobs, the paths that are gone, and the report so far."""
-        root_path = Path(root).expanduser().resolve()
-        if not root_path.is_dir():
-            raise SearchEngineError(f"not a folder: {root}")
-        report = IndexReport(root=str(root_path))
-        existing = self.store.rows_under(str(root_path))
-        self._donors = self.store.text_tools_by_hash()  # read-only for the workers
-        done = self.store.stages_under(str(root_path))
-        todo: list[Job] = []
-        seen: set[str] = set()
-        problems = ScanProblems()
-        for info in scan(root_path, problems):
-            seen.add(info.path)
-            row = existing.get(info.path)
-            have = done.get(info.path, {})
-            missing = {
-                s
-                for s, tool in self.tools.items()
-                if s not in have or have[s][0] != tool or (retry_failed and have[s][1])
-            }
-            if "ocr" in missing and "caption" in self.tools:
-                missing.add("caption")  # captions quote the OCR text: redo them with it
-            missing = frozenset(missing)
-            unchanged = row is not None and row.size == info.size and row.mtime_ns == info.mtime_ns
-            if unchanged and row.status == "failed" and not retry_failed:
-                report.unchanged += 1
-            elif unchanged and row.status == "ok":
-                report.unchanged += 1
-                if missing:
-                    todo.append(Job(info, row.sha256, embed=False, stages=missing))
-            else:
-                stored = row.sha256 if row and row.status == "ok" else None
-                todo.append(
-                    Job(
-                        info,
-                        stored,
-                        embed=True,
-                        stages=frozenset(self.tools),
-                        missing_if_same=missing,
-                    )
-                )
-        if str(root_path) in problems.unlisted:
-            raise SearchEngineError(f"cannot list folder {root_path}: check its permissions")
-        report.scanned = len(seen)
-        report.failures.extend(
-            (name, "file name is not valid UTF-8: rename it") for name in problems.bad_names
-        )
-        gone = sorted(
-            path
-            for path in set(existing) - seen
-            # keep what this scan could not see: unlisted folders, hidden ones indexed directly
-            if visible(path[len(str(root_path)) + 1 :])
-            and not any(path.startswith(d + "/") for d in problems.unlisted)
-        )
-        return todo, gone, report
+        plan = plan_run(self.store, root, self.tools, retry_failed)
+        return plan.jobs, plan.gone, plan.report
 
     def run(
         self,
@@ -228,11 +137,12 @@ class Indexer:
         progress: Progress | None = None,
         on_plan: Callable[[IndexReport, int], None] | None = None,
     ) -> IndexReport:
-        """Index ``root`` and refresh the vector index.
+        """Index ``root`` and refresh the derived structures (FAISS, duplicate groups).
 
         :param progress: called with the number of files finished, after each batch.
         :param on_plan: called once with the report so far and the number of files to do.
         :raises IndexMismatch: the store was built with another encoder.
+        :raises SystemicFailure: the machine or a backend failed; what was committed stays.
         """
         started = time.perf_counter()
         self.store.bind_encoder(self.embedder.id)
@@ -241,113 +151,74 @@ class Indexer:
             self.embedder.load()
         if on_plan:
             on_plan(report, len(todo))
+        prepare = Preparer(self.tools, self.store.images.text_tools_by_hash(), self.ocr, self.max_pixels)
         batches = [todo[i : i + self.batch_size] for i in range(0, len(todo), self.batch_size)]
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="prepare") as pool:
-
-            def submit(batch: list[Job]) -> list:
-                return [pool.submit(self._prepare_one, job) for job in batch]
-
-            pending = submit(batches[0]) if batches else []
+            pending = [pool.submit(prepare, job) for job in batches[0]] if batches else []
             for i in range(len(batches)):
                 current = [f.result() for f in pending]
-                pending = submit(batches[i + 1]) if i + 1 < len(batches) else []
+                pending = (
+                    [pool.submit(prepare, job) for job in batches[i + 1]] if i + 1 < len(batches) else []
+                )
                 self._commit(current, report)
                 if progress:
                     progress(len(current))
         # Deleting last lets a moved file reuse the vector of its old path.
-        report.deleted = self.store.delete_paths(gone)
-        VectorIndex.open(self.store, self.embedder.id.dim)
-        if self.duplicates is not None and (todo or gone or not self.duplicates.is_stored(self.store)):
-            regroup(self.store, self.duplicates)
+        report.deleted = self.store.images.delete_paths(gone)
+        regroup = self.duplicates is not None and (todo or gone or not self.duplicates.is_stored(self.store))
+        derived.refresh(self.store, self.embedder.id.dim, self.duplicates if regroup else None)
         report.seconds = time.perf_counter() - started
         return report
 
-    # -- worker stages: hash, decode, OCR (no database access) ------------------
-    def _prepare_one(self, job: Job) -> _Prepared:
-        item = _Prepared(job, embed=job.embed, stages=set(job.stages))
-        if job.embed:
-            try:
-                item.sha256 = _sha256(job.info.path)
-            except OSError as exc:
-                item.error = f"unreadable: {exc.strerror or exc}"
-                return item
-            if job.stored_sha == item.sha256:
-                item.same_content, item.embed, item.stages = True, False, set(job.missing_if_same)
-            else:  # a moved or copied file: take the text another copy already has
-                donor = self._donors.get(item.sha256, {})
-                item.copy_stages = {
-                    s: t
-                    for s, t in self.tools.items()
-                    if s in item.stages and s in COPIED_STAGES and donor.get(s) == t
-                }
-                if "ocr" in item.stages and "ocr" not in item.copy_stages:
-                    item.copy_stages.pop("caption", None)
-                item.stages -= set(item.copy_stages)
-        if not (item.embed or item.stages):
-            return item
-        side = OCR_SIDE if "ocr" in item.stages else WORKING_SIDE
-        try:
-            image, item.facts = load_image(job.info.path, self.max_pixels, max_side=side)
-        except UnsupportedImage as exc:
-            if item.embed:
-                item.error = str(exc)
-            else:
-                item.stage_errors.update({s: str(exc) for s in item.stages})
-            return item
-        if "ocr" in item.stages:
-            try:
-                item.ocr = self.ocr.read(image, scale=item.facts["width"] / image.width)
-            except Exception as exc:  # noqa: BLE001 - one image's OCR failure is recorded
-                log.warning("OCR failed on %s: %s", job.info.path, exc)
-                item.stage_errors["ocr"] = f"OCR failed: {exc}"
-        if max(image.size) > WORKING_SIDE:
-            image.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.BICUBIC)
-        if PHASH_STAGE in item.stages:
-            try:
-                item.phash = perceptual_hash(image)
-            except Exception as exc:  # noqa: BLE001 - recorded like any stage failure
-                item.stage_errors[PHASH_STAGE] = f"hashing failed: {exc}"
-        item.image = image
-        return item
-
     # -- model stages (main thread) and the commit -------------------------------
-    def _commit(self, items: list[_Prepared], report: IndexReport) -> None:
-        """Embed and caption what needs it, then write the batch in one transaction."""
+    def _commit(self, items: list[Prepared], report: IndexReport) -> None:
+        """Embed and caption what needs it, then write the batch in one transaction.
+
+        :raises SystemicFailure: see :func:`guarded`; also when OCR crashed on every image of
+            a batch that read two or more.
+        """
+        read = [it for it in items if "ocr" in it.stages and it.image is not None]
+        if len(read) >= 2 and all(it.ocr_crashed for it in read):
+            raise SystemicFailure(
+                f"OCR failed on every image of a batch ({read[0].stage_errors['ocr']}): the engine is "
+                "broken, not the images. The run stopped; fix it (or index with --ocr none) and run again."
+            )
         for it in items:
             if it.embed and it.image is not None and it.sha256:
-                it.vector = self.store.vector_for_hash(it.sha256)  # moved or copied file
+                it.vector = self.store.embeddings.for_hash(it.sha256)  # moved or copied file
                 it.reused = it.vector is not None
         need = [it for it in items if it.embed and it.image is not None and it.vector is None]
         for it, vec in zip(
-            need, self._guarded(self.embedder.embed_images, [it.image for it in need]), strict=True
+            need, guarded("embedding", self.embedder.embed_images, [it.image for it in need]), strict=True
         ):
             if isinstance(vec, str):
                 it.error = f"embedding failed: {vec}"
             else:
                 it.vector = np.asarray(vec, dtype=np.float32).tobytes()
-        self._caption(
-            [
-                it
-                for it in items
-                if "caption" in it.stages
-                and it.image is not None
-                and not it.error
-                and "caption" not in it.stage_errors
-            ]
-        )
+        self._caption([it for it in items if self._wants_caption(it)])
         writes = [self._write_for(it, report) for it in items]
-        self.store.write_batch([w for w in writes if w is not None])
+        self.store.images.write_batch([w for w in writes if w is not None])
 
-    def _caption(self, items: list[_Prepared]) -> None:
+    @staticmethod
+    def _wants_caption(it: Prepared) -> bool:
+        return (
+            "caption" in it.stages
+            and it.image is not None
+            and not it.error
+            and "caption" not in it.stage_errors
+        )
+
+    def _caption(self, items: list[Prepared]) -> None:
         if not items:
             return
-        stored = self.store.ocr_texts([it.job.info.path for it in items if it.ocr is None])
+        stored = self.store.text.ocr_texts([it.job.info.path for it in items if it.ocr is None])
         # stored text belongs to the stored content: use it only when the content is unchanged
         texts = [
             it.ocr.text if it.ocr is not None else "" if it.embed else stored.get(it.job.info.path, "")
             for it in items
         ]
-        results = self._guarded(
+        results = guarded(
+            "captioning",
             lambda pairs: self.captioner.caption([p[0] for p in pairs], [p[1] for p in pairs]),
             list(zip([it.image for it in items], texts, strict=True)),
         )
@@ -357,7 +228,7 @@ class Indexer:
             else:
                 it.caption = cap
 
-    def _write_for(self, it: _Prepared, report: IndexReport) -> ImageWrite | None:
+    def _write_for(self, it: Prepared, report: IndexReport) -> ImageWrite | None:
         info = it.job.info
         stages = {s: (self.tools[s], it.stage_errors.get(s)) for s in it.stages}
         if it.error is None:
@@ -366,32 +237,21 @@ class Indexer:
             report.stage_failures += len(it.stage_errors)
         if not it.embed and not it.error:
             if it.same_content:
-                self.store.touch(info.path, info.size, info.mtime_ns)
+                self.store.images.touch(info.path, info.size, info.mtime_ns)
                 report.touched += 1
             if not stages:
                 return None
             return ImageWrite(info.path, ocr=it.ocr, caption=it.caption, phash=it.phash, stages=stages)
-        row = {
-            "path": info.path,
-            "root": report.root,
-            "sha256": it.sha256,
-            "size": info.size,
-            "mtime_ns": info.mtime_ns,
-            "width": it.facts.get("width"),
-            "height": it.facts.get("height"),
-            "format": it.facts.get("format"),
-            "status": "ok",
-            "error": None,
-        }
+        row = {"path": info.path, "root": report.root, "sha256": it.sha256, "size": info.size}
+        row.update(mtime_ns=info.mtime_ns, status="ok", error=None)
+        row.update({k: it.facts.get(k) for k in ("width", "height", "format")})
         if it.error:
             row.update(status="failed", error=it.error)
             report.failed += 1
             report.failures.append((info.path, it.error))
             return ImageWrite(info.path, row=row, reset=True)
-        if it.reused:
-            report.reused += 1
-        else:
-            report.embedded += 1
+        report.reused += int(it.reused)
+        report.embedded += int(not it.reused)
         return ImageWrite(
             info.path,
             row=row,
@@ -403,19 +263,3 @@ class Indexer:
             stages=stages,
             copy_stages=it.copy_stages,
         )
-
-    @staticmethod
-    def _guarded(fn: Callable[[list], Sequence], inputs: list) -> list:
-        """Run a batch model call; if it fails, retry one by one to isolate the bad input.
-
-        Returns one result per input, or the error message (str) for inputs that fail.
-        """
-        if not inputs:
-            return []
-        try:
-            return list(fn(inputs))
-        except Exception as exc:  # noqa: BLE001 - a backend error must not end the run
-            if len(inputs) == 1:
-                log.warning("model call failed: %s", exc)
-                return [str(exc) or exc.__class__.__name__]
-        return [Indexer._guarded(fn, [x])[0] for x in inputs]

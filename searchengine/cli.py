@@ -136,7 +136,7 @@ def index(folders, index, model, rebuild, retry_failed, batch_size, captioner, o
     indexer = Indexer.from_settings(store, s, model)  # every backend fails before clearing
     embedder, cap, reader = indexer.embedder, indexer.captioner, indexer.ocr
     if rebuild:
-        store.clear()
+        store.images.clear()
     else:
         store.bind_encoder(embedder.id)  # refuses another encoder before any work
     click.echo(f"encoder: {embedder.id.spec} (dim {embedder.id.dim})", err=True)
@@ -180,37 +180,19 @@ def _store(index: str | None):
 
 
 def _resolve_image(store, ref: str):
-    """An indexed image by path or id, or a ClickException saying it is not indexed."""
-    rec = store.image_by_path(str(Path(ref).expanduser().resolve()))
-    if rec is None and ref.isdigit():
-        rec = store.images_by_id([int(ref)]).get(int(ref))
+    """An indexed image by path, relative path or id, or a ClickException saying it is not indexed."""
+    rec = store.images.resolve(ref)
     if rec is None:
         raise click.ClickException(f"not in the index: {ref} (index it with 'searchengine index')")
     return rec
 
 
-def _resolve_like(store, like: str) -> int:
-    rec = store.image_by_path(str(Path(like).expanduser().resolve()))
-    if rec is None and like.isdigit():
-        rec = store.images_by_id([int(like)]).get(int(like))
+def _searchable(store, ref: str, what: str):
+    """Like :func:`_resolve_image`, for an image that must be searchable (it has a vector)."""
+    rec = store.images.resolve(ref)
     if rec is None or rec.status != "ok":
-        raise click.ClickException(f"--like: not an indexed image: {like}")
-    return rec.id
-
-
-def _parse_date(value: str | None, end: bool = False) -> int | None:
-    """ISO date or datetime -> nanoseconds since the epoch (a bare date's end is its last instant)."""
-    if not value:
-        return None
-    from datetime import datetime, timedelta
-
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"not an ISO date: {value!r} (e.g. 2024-05-31)") from None
-    if end and len(value) <= 10:
-        moment += timedelta(days=1) - timedelta(microseconds=1)
-    return int(moment.timestamp() * 1e9)
+        raise click.ClickException(f"{what}: not a searchable indexed image: {ref}")
+    return rec
 
 
 @cli.command()
@@ -233,7 +215,7 @@ def _parse_date(value: str | None, end: bool = False) -> int | None:
 @click.option(
     "-k",
     "--limit",
-    "k",
+    "limit",
     type=click.IntRange(min=1),
     default=10,
     show_default=True,
@@ -273,7 +255,7 @@ def _parse_date(value: str | None, end: bool = False) -> int | None:
 @click.option("--folder", type=click.Path(file_okay=False), default=None, help="Only images under it.")
 @click.option(
     "--type",
-    "formats",
+    "types",
     multiple=True,
     metavar="FORMAT",
     help="Only these formats (jpeg, png, webp, gif, bmp, tiff); repeatable.",
@@ -285,7 +267,7 @@ def _parse_date(value: str | None, end: bool = False) -> int | None:
 @click.option("--tag", "tags", multiple=True, help="Only images with this tag (caption or user); repeatable.")
 @click.option(
     "--where",
-    "conditions",
+    "where",
     multiple=True,
     metavar="FIELD<OP>VALUE",
     help="Only images whose metadata passes: brand=Nike, colour!=black, price<50 (<=, >, >=); repeatable.",
@@ -300,125 +282,56 @@ def _parse_date(value: str | None, end: bool = False) -> int | None:
 )
 @click.option("--explain", is_flag=True, help="Show each hit's rank and score in every leg.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def search(
-    query,
-    index,
-    model,
-    image_file,
-    like,
-    k,
-    offset,
-    mode,
-    fusion,
-    rrf_k,
-    vector_weight,
-    keyword_weight,
-    min_score,
-    folder,
-    formats,
-    after,
-    before,
-    min_size,
-    max_size,
-    tags,
-    conditions,
-    collection,
-    facets,
-    explain,
-    as_json,
-) -> None:
+def search(query, index, model, image_file, like, as_json, **options) -> None:
     """Find the images that best match QUERY, best first: by meaning and by words.
 
     Operators: "a phrase" must match exactly; -word pushes matches down; 2:word
     counts double. Codes (QX-7781-B, 25/12/2018) favour exact keyword matches.
     With no QUERY and only filters, lists every image that passes them.
     """
-    from searchengine.imaging import normalise_format
-    from searchengine.metadata import normalise_key, parse_condition
-    from searchengine.records import Filters
-    from searchengine.search import SearchEngine, open_store
+    from searchengine.search import SearchEngine, build_request, open_store, resolve_embedder
 
-    settings = _settings(index)
-    browse = not (query and query.strip()) and not image_file and not like
-    if (mode == "keyword" or browse) and model is None:  # needs no encoder: works without its weights
-        engine = SearchEngine(open_store(settings.index_path), None)
-    else:
-        engine = SearchEngine.open(settings, model=model)
-    filters = Filters(
-        folder=str(Path(folder).expanduser().resolve()) if folder else None,
-        formats=tuple(normalise_format(f) for f in formats),
-        modified_after=_parse_date(after),
-        modified_before=_parse_date(before, end=True),
-        min_bytes=min_size,
-        max_bytes=max_size,
-        tags=tuple(tags),
-        where=tuple(parse_condition(c) for c in conditions),
-        collection=collection,
-    )
+    store = open_store(_settings(index).index_path)
     image = _open_query_image(image_file) if image_file else None
-    like_id = _resolve_like(engine.store, like) if like else None
-    page = engine.query(
-        query,
-        image=image,
-        like=like_id,
-        limit=k,
-        offset=offset,
-        mode=mode,
-        fusion=fusion,
-        rrf_k=rrf_k,
-        weights={"vector": vector_weight, "keyword": keyword_weight},
-        filters=filters if filters.active else None,
-        min_score=min_score,
-    )
-    enc = engine.encoder.spec if engine.encoder else None
-    facet_keys = [normalise_key(f) for f in facets]
-    counts = engine.store.facets(page.ids, facet_keys) if facet_keys else {}
-    titles = {i: m.get("title") for i, m in engine.store.metadata_of([h.id for h in page.hits]).items()}
+    like_id = _searchable(store, like, "--like").id if like else None
+    request = build_request(query, image=image, like=like_id, **options)
+    embedder = resolve_embedder(store, model) if request.needs_encoder or model else None
+    page = SearchEngine(store, embedder).run(request)
+    _print_page(page, str(store.dir), as_json, request.explain)
+
+
+def _print_page(page, index: str, as_json: bool, explain: bool) -> None:
+    """Print a search page: one JSON object, or a header on stderr and a line per hit."""
     if as_json:
-        results = [
-            {
-                "rank": h.rank,
-                "path": h.path,
-                "score": round(h.score, 6),
-                "id": h.id,
-                "width": h.width,
-                "height": h.height,
-                "format": h.format,
-                **({"title": titles[h.id]} if titles.get(h.id) else {}),
-                **({"explain": h.legs} if explain else {}),
-            }
-            for h in page.hits
-        ]
         click.echo(
             json.dumps(
                 {
-                    "query": query,
                     "mode": page.mode,
                     "fusion": page.fusion,
-                    "encoder": enc,
-                    "index": str(engine.store.dir),
+                    "encoder": page.encoder,
+                    "index": index,
                     "total": page.total,
-                    "offset": offset,
-                    "limit": k,
-                    "cutoff": round(page.cutoff, 6),
-                    "facets": {k: [{"value": v, "count": n} for v, n in c] for k, c in counts.items()},
-                    "results": results,
+                    "offset": page.offset,
+                    "limit": page.limit,
+                    "cutoff": round(page.cutoff, 6) if page.cutoff > -1 else None,
+                    "facets": {k: [{"value": v, "count": n} for v, n in c] for k, c in page.facets.items()},
+                    "results": [h.as_dict() for h in page.hits],
                 }
             )
         )
         return
     click.echo(
-        f"encoder: {enc}, mode: {page.mode}, {page.total} matches"
+        f"encoder: {page.encoder}, mode: {page.mode}, {page.total} matches"
         + (f" (cutoff {page.cutoff:.3f})" if page.cutoff > -1 else ""),
         err=True,
     )
     if not page.hits:
         click.echo("no results", err=True)
-    for key, values in counts.items():
+    for key, values in page.facets.items():
         click.echo(f"{key}: " + (", ".join(f"{v} ({n})" for v, n in values) or "none"), err=True)
     for h in page.hits:
-        line = f"{h.rank:3d}  {h.score:.4f}  {h.path}" + (f"  [{titles[h.id]}]" if titles.get(h.id) else "")
-        if explain:
+        line = f"{h.rank:3d}  {h.score:.4f}  {h.path}" + (f"  [{h.title}]" if h.title else "")
+        if explain and h.legs:
             why = ", ".join(f"{leg} #{v['rank']} ({v['score']:.3f})" for leg, v in h.legs.items())
             line += f"    [{why}]"
         click.echo(line)
@@ -429,14 +342,13 @@ def search(
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def info(index, as_json) -> None:
     """Show what an index holds: counts, encoder, roots and failures."""
-    from searchengine.search import index_stats
+    from searchengine.stats import index_stats
     from searchengine.store.vectors import VectorIndex
 
     store = _store(index)
     enc = store.encoder()
-    vectors = VectorIndex.open(store, enc.dim) if enc else None
-    stats = index_stats(store, vectors)
-    failures = store.failures()
+    stats = index_stats(store, VectorIndex.open(store, enc.dim).key if enc else None)
+    failures = store.images.failures()
     if as_json:
         data = asdict(stats)
         data["failures"] = [{"path": f.path, "error": f.error} for f in failures]
@@ -562,10 +474,15 @@ def show(image, index, as_json) -> None:
     """Show what the index knows of IMAGE (a path or an id): facts, caption, tags, OCR."""
     store = _store(index)
     rec = _resolve_image(store, image)
-    library = store.library_of(rec.id)
-    library.pop("metadata_sources")
-    library["duplicates"] = [r.path for r in store.images_by_id(library["duplicates"]).values()]
-    data = {**asdict(rec), **store.image_text(rec.id), **library}
+    library = store.library.of(rec.id)
+    data = {
+        **asdict(rec),
+        **store.text.of(rec.id).as_dict(),
+        "metadata": library.metadata,
+        "user_tags": list(library.user_tags),
+        "collections": list(library.collections),
+        "duplicates": [r.path for r in store.images.by_id(library.duplicates).values()],
+    }
     if as_json:
         click.echo(json.dumps(data))
         return
@@ -608,23 +525,22 @@ def show(image, index, as_json) -> None:
 @click.option("--reindex", is_flag=True, help="Start updating the index from the roots at once.")
 @click.option(
     "--api-key",
-    envvar="SE_API_KEY",
     default=None,
-    help="Key (X-API-Key header) required by indexing endpoints [env SE_API_KEY; default none].",
+    help="Key (X-API-Key header) required by indexing and library endpoints [env SE_API_KEY; default none].",
 )
 @click.option(
     "--cors-origin",
     "cors_origins",
     multiple=True,
     metavar="ORIGIN",
-    help="Let pages from ORIGIN call the API (repeatable) [default: CORS off].",
+    help="Let pages from ORIGIN call the API (repeatable) [env SE_CORS_ORIGINS, comma-separated; "
+    "default: CORS off].",
 )
 @click.option(
     "--max-upload-mb",
     type=click.FloatRange(min=0.1),
-    default=20.0,
-    show_default=True,
-    help="Largest request body (image uploads).",
+    default=None,
+    help="Largest request body (image uploads) [env SE_MAX_UPLOAD_MB; default 20].",
 )
 @click.option("--captioner", metavar="SPEC", default=None, help="For index runs, as for index.")
 @click.option("--ocr", metavar="SPEC", default=None, help="For index runs, as for index.")
@@ -632,32 +548,24 @@ def serve(index, host, port, roots, reindex, api_key, cors_origins, max_upload_m
     """Run the web page and the HTTP API (docs at /docs) over one index."""
     import uvicorn
 
+    from indexer.pipeline import Indexer
+    from searchengine.store.db import DB_NAME
     from web.app import create_app
-    from web.service import Service, ServiceConfig
+    from web.service import Service
 
-    s = _settings(index, None, captioner=captioner, ocr=ocr)
-    for root in roots:
-        if not Path(root).expanduser().is_dir():
-            raise click.ClickException(f"not a folder: {root}")
-    if not roots and not (s.index_path / "index.db").is_file():
+    s = _serve_settings(index, roots, api_key, cors_origins, max_upload_mb, captioner=captioner, ocr=ocr)
+    if not roots and not (s.index_path / DB_NAME).is_file():
         raise click.ClickException(
             f"no index at {s.index_path}: build one with 'searchengine index FOLDER', "
             "or serve with --root FOLDER --reindex"
         )
     if reindex and not roots:
         raise click.ClickException("--reindex needs the folders to index: --root FOLDER")
-    service = Service(
-        ServiceConfig(
-            settings=s,
-            roots=tuple(str(Path(r).expanduser().resolve()) for r in roots),
-            api_key=api_key or None,
-            cors_origins=tuple(cors_origins),
-            max_upload_bytes=int(max_upload_mb * 1024 * 1024),
-        )
-    )
-    if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
+    service = Service(s, indexer_factory=Indexer.from_settings)  # the composition root: it may index
+    if host not in ("127.0.0.1", "localhost", "::1") and not s.api_key:
         click.echo(
-            f"warning: listening on {host} without --api-key: anyone who can reach it may start index runs",
+            f"warning: listening on {host} without an API key (--api-key or SE_API_KEY): anyone who can"
+            " reach it may start index runs and change the library",
             err=True,
         )
     click.echo(f"index:   {service.index_dir}", err=True)
@@ -666,6 +574,28 @@ def serve(index, host, port, roots, reindex, api_key, cors_origins, max_upload_m
         service.start_index()
     click.echo(f"serving: http://{host}:{port}/  (API docs at /docs)", err=True)
     uvicorn.run(create_app(service=service), host=host, port=port, log_level="warning")
+
+
+def _serve_settings(index, roots, api_key, cors_origins, max_upload_mb, **over) -> Settings:
+    """The service's settings: flags over ``SE_*`` variables over defaults (see :func:`_settings`)."""
+    from searchengine.config import check_origin
+
+    for root in roots:
+        if not Path(root).expanduser().is_dir():
+            raise click.ClickException(f"not a folder: {root}")
+    try:
+        origins = tuple(check_origin(o, "--cors-origin") for o in cors_origins)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--cors-origin") from None
+    return _settings(
+        index,
+        None,
+        roots=tuple(str(Path(r).expanduser().resolve()) for r in roots) or None,
+        api_key=api_key or None,
+        cors_origins=origins or None,
+        max_upload_bytes=int(max_upload_mb * 1024 * 1024) if max_upload_mb else None,
+        **over,
+    )
 
 
 @cli.command("import")
@@ -748,8 +678,8 @@ def duplicates(index, hamming, hamming_loose, cosine, as_json) -> None:
     )
     if not rule.is_stored(store):
         regroup(store, rule)
-    groups = store.duplicate_groups()
-    paths = store.images_by_id([i for g in groups for i in g])
+    groups = store.duplicates.groups()
+    paths = store.images.by_id([i for g in groups for i in g])
     if as_json:
         click.echo(
             json.dumps(
@@ -780,8 +710,8 @@ def tag_add(image, tags, index) -> None:
     """Add TAGS to IMAGE (a path or an id)."""
     store = _store(index)
     rec = _resolve_image(store, image)
-    store.add_tags(rec.id, [" ".join(t.split()) for t in tags if t.strip()])
-    click.echo(f"{rec.path}: {', '.join(store.user_tags(rec.id))}")
+    store.library.add_tags(rec.id, [" ".join(t.split()) for t in tags if t.strip()])
+    click.echo(f"{rec.path}: {', '.join(store.library.user_tags(rec.id))}")
 
 
 @tag.command("remove")
@@ -792,8 +722,10 @@ def tag_remove(image, tags, index) -> None:
     """Remove TAGS from IMAGE (a path or an id)."""
     store = _store(index)
     rec = _resolve_image(store, image)
-    gone = store.remove_tags(rec.id, tags)
-    click.echo(f"{rec.path}: {gone} removed; tags now: {', '.join(store.user_tags(rec.id)) or 'none'}")
+    gone = store.library.remove_tags(rec.id, tags)
+    click.echo(
+        f"{rec.path}: {gone} removed; tags now: {', '.join(store.library.user_tags(rec.id)) or 'none'}"
+    )
 
 
 @cli.group()
@@ -809,7 +741,7 @@ def collection_add(name, images, index) -> None:
     """Add IMAGES (paths or ids) to collection NAME, creating it if new."""
     store = _store(index)
     ids = [_resolve_image(store, i).id for i in images]
-    added = store.add_to_collection(name.strip(), ids)
+    added = store.library.add_to_collection(name.strip(), ids)
     click.echo(f"{name}: {added} added")
 
 
@@ -820,7 +752,7 @@ def collection_add(name, images, index) -> None:
 def collection_remove(name, images, index) -> None:
     """Remove IMAGES (paths or ids) from collection NAME."""
     store = _store(index)
-    gone = store.remove_from_collection(name, [_resolve_image(store, i).id for i in images])
+    gone = store.library.remove_from_collection(name, [_resolve_image(store, i).id for i in images])
     click.echo(f"{name}: {gone} removed")
 
 
@@ -833,13 +765,13 @@ def collection_list(name, index) -> None:
 
     store = _store(index)
     if name is None:
-        for cname, n, created in store.collections():
+        for cname, n, created in store.library.collections():
             click.echo(f"{cname}\t{n} images\tcreated {created}")
         return
-    if name not in {c[0] for c in store.collections()}:
+    if name not in {c[0] for c in store.library.collections()}:
         raise click.ClickException(f"no collection named {name!r}")
-    ids = store.filtered_ids(Filters(collection=name)).tolist()
-    for rec in sorted(store.images_by_id(ids).values(), key=lambda r: r.path):
+    ids = store.images.filtered_ids(Filters(collection=name)).tolist()
+    for rec in sorted(store.images.by_id(ids).values(), key=lambda r: r.path):
         click.echo(rec.path)
 
 
@@ -848,7 +780,7 @@ def collection_list(name, index) -> None:
 @index_option
 def collection_delete(name, index) -> None:
     """Delete collection NAME (its images stay indexed)."""
-    if not _store(index).delete_collection(name):
+    if not _store(index).library.delete_collection(name):
         raise click.ClickException(f"no collection named {name!r}")
     click.echo(f"deleted {name}")
 
@@ -880,7 +812,7 @@ def export(index, fmt, out, beside, overwrite, folder, collection, base_url) -> 
     filters = Filters(
         folder=str(Path(folder).expanduser().resolve()) if folder else None, collection=collection
     )
-    ids = store.filtered_ids(filters).tolist() if filters.active else None
+    ids = store.images.filtered_ids(filters).tolist() if filters.active else None
     items = list(records(store, ids))
     if fmt == "xmp":
         if bool(out) == beside:
@@ -960,7 +892,7 @@ def tune(
 
     from searchengine.models.adapter import AdaptedEmbedder, split_spec
     from searchengine.models.registry import create_embedder
-    from searchengine.tuning import extract, load_pairs, reembed, report, train, write_json
+    from searchengine.tuning import extract, load_pairs, report, train, write_json
 
     store = _store(index)
     recorded = store.encoder()
@@ -969,18 +901,11 @@ def tune(
     base_spec, current = split_spec(recorded.spec)
     base = create_embedder(base_spec)
 
-    def swap(embedder, what: str) -> None:
-        bar = tqdm(total=store.counts()["ok"], unit="img", desc=what, file=sys.stderr, disable=quiet)
-        n = reembed(store, embedder, progress=bar.update)
-        bar.close()
-        _regroup(store)
-        click.echo(f"index: {n} images embedded again with {embedder.id.spec}", err=True)
-
     if no_adapter:
         if current is None:
             click.echo(f"the index has no adapter (encoder {recorded.spec})", err=True)
             return
-        swap(base, "re-embedding")
+        _reembed(store, base, quiet)
         store.set_meta("adapter", "")
         return
     if not pairs:
@@ -1001,16 +926,41 @@ def tune(
         bar.set_postfix({k: metrics[k] for k in ("R@1", "R@5", "R@10")})
 
     result = train(
-        feats,
-        base_spec,
-        seed=seed,
-        val_fraction=val_fraction,
-        epochs=epochs,
-        patience=patience,
+        feats, base_spec, seed=seed, val_fraction=val_fraction, epochs=epochs, patience=patience,
         progress=epoch_done,
-    )
+    )  # fmt: skip
     bar.close()
     data_report = report(result, str(pairs), seed)
+    _print_tuning(result, data_report)
+    if report_path:
+        write_json(data_report, report_path)
+    if no_apply:
+        return
+    path = result.adapter.save(store.dir)
+    write_json(data_report, path.with_suffix(".json"))
+    _reembed(store, AdaptedEmbedder(base, result.adapter), quiet)
+    store.set_meta("adapter", json.dumps(data_report))
+    click.echo(f"adapter: {result.adapter.id} ({result.adapter.kind}) saved in {path.parent}")
+
+
+def _reembed(store, embedder, quiet: bool) -> None:
+    """Embed every image again with ``embedder`` (one swap), then refresh FAISS and duplicates."""
+    from tqdm import tqdm
+
+    from searchengine import derived
+    from searchengine.duplicates import DuplicateRule
+    from searchengine.tuning import reembed
+
+    bar = tqdm(
+        total=store.images.counts().ok, unit="img", desc="re-embedding", file=sys.stderr, disable=quiet
+    )
+    n = reembed(store, embedder, progress=bar.update)
+    bar.close()
+    derived.refresh(store, embedder.id.dim, DuplicateRule.of_index(store))
+    click.echo(f"index: {n} images embedded again with {embedder.id.spec}", err=True)
+
+
+def _print_tuning(result, data_report: dict) -> None:
     click.echo(
         f"validation: {result.val_images} held-back images, {result.val_texts} texts; "
         f"best epoch {result.best_epoch} of {result.epochs}"
@@ -1020,24 +970,6 @@ def tune(
     for name in ("before", "after"):
         m = data_report[name]
         click.echo(f"| {name} | {m['R@1']:.3f} | {m['R@5']:.3f} | {m['R@10']:.3f} | {m['MRR']:.3f} |")
-    if report_path:
-        write_json(data_report, report_path)
-    if no_apply:
-        return
-    path = result.adapter.save(store.dir)
-    write_json(data_report, path.with_suffix(".json"))
-    swap(AdaptedEmbedder(base, result.adapter), "re-embedding")
-    store.set_meta("adapter", json.dumps(data_report))
-    click.echo(f"adapter: {result.adapter.id} ({result.adapter.kind}) saved in {path.parent}")
-
-
-def _regroup(store) -> None:
-    """Find near-duplicate groups again (they use the vectors) and rebuild FAISS."""
-    from searchengine.duplicates import DuplicateRule, regroup
-    from searchengine.store.vectors import VectorIndex
-
-    regroup(store, DuplicateRule.of_index(store))
-    VectorIndex.open(store, store.encoder().dim)
 
 
 @cli.command()

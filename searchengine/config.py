@@ -1,20 +1,31 @@
-"""Settings, read from the environment (prefix ``SE_``) and overridden by CLI flags.
+"""Settings, read from the environment (prefix ``SE_``) once, and overridden by CLI flags.
 
-| variable        | default                                   | meaning                         |
-|-----------------|-------------------------------------------|---------------------------------|
-| SE_INDEX        | $XDG_DATA_HOME/searchengine/index         | folder holding index.db + FAISS |
-| SE_MODEL        | best encoder present offline              | encoder spec for new indexes    |
-| SE_BATCH_SIZE   | 16                                        | images embedded per batch       |
-| SE_MAX_PIXELS   | 100000000                                 | larger images are refused       |
-| SE_CAPTIONER    | offline                                   | captioner spec, or none         |
-| SE_OCR          | rapidocr                                  | OCR engine spec, or none        |
+| variable         | default                                   | meaning                              |
+|------------------|-------------------------------------------|--------------------------------------|
+| SE_INDEX         | $XDG_DATA_HOME/searchengine/index         | folder holding index.db + FAISS      |
+| SE_MODEL         | best encoder present offline              | encoder spec for new indexes         |
+| SE_BATCH_SIZE    | 16                                        | images embedded per batch            |
+| SE_MAX_PIXELS    | 100000000                                 | larger images are refused            |
+| SE_CAPTIONER     | offline                                   | captioner spec, or none              |
+| SE_OCR           | rapidocr                                  | OCR engine spec, or none             |
+| SE_API_KEY       | none                                      | key (X-API-Key) the service's        |
+|                  |                                           | indexing and admin endpoints require |
+| SE_CORS_ORIGINS  | none (CORS off)                           | comma-separated origins allowed to   |
+|                  |                                           | call the API from a browser          |
+| SE_MAX_UPLOAD_MB | 20                                        | larger request bodies are refused    |
+
+The service's other settings (``roots``, ``max_upload_pixels``, ``refresh_interval``)
+have no variable: ``searchengine serve --root`` sets the first, code the others.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+_ORIGIN = re.compile(r"^https?://[^/\s?#]+$")
 
 
 def default_index_path() -> Path:
@@ -23,9 +34,33 @@ def default_index_path() -> Path:
     return Path(base) / "searchengine" / "index"
 
 
+def check_origin(origin: str, source: str = "a CORS origin") -> str:
+    """Return ``origin`` if a browser could send it (``scheme://host[:port]``, no path), or ``*``.
+
+    :raises ValueError: it could never match (a path, a trailing slash, no scheme).
+    """
+    if origin != "*" and not _ORIGIN.match(origin):
+        raise ValueError(
+            f"{source} must look like https://shop.example or http://localhost:3000"
+            f" (scheme and host, no path or trailing slash), got {origin!r}"
+        )
+    return origin
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Everything the core needs to know, built explicitly (no import-time global)."""
+    """Everything the core and the service need to know, built explicitly (no import-time global).
+
+    :param roots: folders the service may index (``POST /api/index``); empty: the
+        folders the index already holds.
+    :param api_key: required (``X-API-Key``) by the service's indexing and admin
+        endpoints when set.
+    :param cors_origins: origins allowed to call the API from a browser; none: CORS off.
+    :param max_upload_bytes: larger request bodies (uploads) are refused with 413.
+    :param max_upload_pixels: uploaded query images with more pixels are refused with 413.
+    :param refresh_interval: while an index run changes the store, the FAISS index
+        searched is reloaded at most this often (seconds).
+    """
 
     index_path: Path = field(default_factory=default_index_path)
     model: str | None = None
@@ -33,27 +68,52 @@ class Settings:
     max_pixels: int = 100_000_000
     captioner: str = "offline"
     ocr: str = "rapidocr"
+    # the service (searchengine serve, web.app.create_app)
+    api_key: str | None = field(default=None, repr=False)  # a secret: kept out of logs
+    cors_origins: tuple[str, ...] = ()
+    roots: tuple[str, ...] = ()
+    max_upload_bytes: int = 20 * 1024 * 1024
+    max_upload_pixels: int = 50_000_000
+    refresh_interval: float = 2.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         """Build settings from ``SE_*`` environment variables.
 
-        :raises ValueError: a numeric variable is not a positive integer.
+        :raises ValueError: a numeric variable is not a positive number, or an origin
+            in ``SE_CORS_ORIGINS`` could never match a browser's.
         """
         env = dict(os.environ if env is None else env)
         s = cls()
         if env.get("SE_INDEX"):
             s = replace(s, index_path=Path(env["SE_INDEX"]).expanduser())
-        for key, attr in (("SE_MODEL", "model"), ("SE_CAPTIONER", "captioner"), ("SE_OCR", "ocr")):
+        for key, attr in (
+            ("SE_MODEL", "model"),
+            ("SE_CAPTIONER", "captioner"),
+            ("SE_OCR", "ocr"),
+            ("SE_API_KEY", "api_key"),
+        ):
             if env.get(key):
                 s = replace(s, **{attr: env[key]})
         for key, attr in (("SE_BATCH_SIZE", "batch_size"), ("SE_MAX_PIXELS", "max_pixels")):
             if env.get(key):
-                try:
-                    value = int(env[key])
-                except ValueError:
-                    value = 0
-                if value <= 0:
-                    raise ValueError(f"{key} must be a positive integer, got {env[key]!r}")
-                s = replace(s, **{attr: value})
+                s = replace(s, **{attr: _positive(key, env[key], int)})
+        if env.get("SE_MAX_UPLOAD_MB"):
+            mb = _positive("SE_MAX_UPLOAD_MB", env["SE_MAX_UPLOAD_MB"], float)
+            s = replace(s, max_upload_bytes=max(1, int(mb * 1024 * 1024)))
+        if env.get("SE_CORS_ORIGINS", "").strip():
+            origins = [o.strip() for o in env["SE_CORS_ORIGINS"].split(",") if o.strip()]
+            s = replace(s, cors_origins=tuple(check_origin(o, "each of SE_CORS_ORIGINS") for o in origins))
         return s
+
+
+def _positive(key: str, raw: str, kind: type[int] | type[float]) -> int | float:
+    """``raw`` as a positive ``kind``, or a ValueError naming ``key``."""
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = 0
+    if not value > 0 or value == float("inf"):  # also refuses nan
+        noun = "integer" if kind is int else "number"
+        raise ValueError(f"{key} must be a positive {noun}, got {raw!r}")
+    return value

@@ -121,16 +121,7 @@ def regroup(store, rule: DuplicateRule) -> list[list[int]]:
     enc = store.encoder()
     if enc is None:
         return []
-    ids, vecs = store.all_vectors(enc.dim)
-    groups = find_groups(ids, vecs, store.phashes(), rule)
-    store.replace_duplicates(groups, rule.as_dict())
+    ids, vecs = store.embeddings.all(enc.dim)
+    groups = find_groups(ids, vecs, store.duplicates.phashes(), rule)
+    store.duplicates.replace(groups, rule.as_dict())
     return groups
-
-
-def pair_scores(pairs: list[tuple[int, int]], vectors: dict[int, np.ndarray], hashes: dict[int, str]):
-    """Return ``(hamming, cosine)`` for each pair (evaluation and threshold tuning)."""
-    out = []
-    for a, b in pairs:
-        ha, hb = _bits([hashes[a], hashes[b]])
-        out.append((int(np.count_nonzero(ha != hb)), float(vectors[a] @ vectors[b])))
-    return out

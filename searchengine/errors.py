@@ -25,5 +25,21 @@ class UnsupportedImage(SearchEngineError):
     """A file cannot be read as an image; the message is the reason recorded for it."""
 
 
+class ImageTooLarge(UnsupportedImage):
+    """An image has more pixels than allowed (a possible decompression bomb)."""
+
+
+class BadQuery(SearchEngineError):
+    """A search request that cannot be answered as asked (empty, bad paging, unknown mode...)."""
+
+
+class NotFound(SearchEngineError):
+    """A request names something that does not exist (any more): an image id, a collection."""
+
+
+class SystemicFailure(SearchEngineError):
+    """A failure of the machine or a backend, not of one input: an index run stops on it."""
+
+
 class SchemaTooNew(SearchEngineError):
     """The index database was written by a newer version of this program."""

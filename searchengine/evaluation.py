@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from searchengine.metrics import ranking_metrics
 
 _KEYED = re.compile(
     r"\b(INV|INVOICE|DOC|DOCUMENT|BILL|RECEIPT|RCPT|CHECK|SLIP|TRANS|ORDER|TAX INVOICE)\b", re.I
@@ -138,22 +139,6 @@ def query_sets(folder: Path, records: list[dict]) -> list[QuerySet]:
     for company, rel in sorted(by_company.items()):
         add("company", EvalQuery(frozenset(rel), text=company))
     return list(sets.values())
-
-
-def ranking_metrics(ranked: list[list[str]], relevant: list[frozenset[str]]) -> dict[str, float]:
-    """Recall@1/5/10 (a relevant image in the top k), MRR and nDCG@10 (binary gains)."""
-    n = len(ranked)
-    out = {"R@1": 0.0, "R@5": 0.0, "R@10": 0.0, "MRR": 0.0, "nDCG@10": 0.0}
-    for got, rel in zip(ranked, relevant, strict=True):
-        hits = [p in rel for p in got]
-        first = next((i for i, h in enumerate(hits) if h), None)
-        for k in (1, 5, 10):
-            out[f"R@{k}"] += first is not None and first < k
-        out["MRR"] += 0.0 if first is None else 1.0 / (first + 1)
-        dcg = sum(1.0 / math.log2(i + 2) for i, h in enumerate(hits[:10]) if h)
-        ideal = sum(1.0 / math.log2(i + 2) for i in range(min(len(rel), 10)))
-        out["nDCG@10"] += dcg / ideal if ideal else 0.0
-    return {k: v / n for k, v in out.items()} if n else out
 
 
 def run_eval(

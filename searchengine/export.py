@@ -26,7 +26,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 from searchengine.imaging import MEDIA_TYPES
-from searchengine.text import STOPWORDS
+from searchengine.records import CaptionParts
+from searchengine.text import STOPWORDS, article, join_words
 
 ALT_MAX = 125
 FORMATS = ("csv", "jsonl", "jsonld", "xmp")
@@ -38,7 +39,6 @@ _PREFIX = re.compile(
     r"^\s*(an? )?(image|picture|photo|photograph|pic|illustration)( of| showing)?\b[\s:,;-]*", re.IGNORECASE
 )
 _HEDGE = re.compile(r"^\s*(looks like|shows|there is|there are|this is)\s+", re.IGNORECASE)
-_QUOTED = re.compile(r'the text "([^"]+)"')
 _WORD = re.compile(r"[^\W\d_][\w'-]{2,}")
 
 NS = {
@@ -110,12 +110,15 @@ def clean_phrase(text: str) -> str:
     return text[:1].upper() + text[1:] if text else text
 
 
-def alt_text(caption: str | None, ocr_text: str, meta: dict[str, str], path: str) -> tuple[str, str]:
+def alt_text(
+    caption: str | None, parts: CaptionParts | None, ocr_text: str, meta: dict[str, str], path: str
+) -> tuple[str, str]:
     """Return ``(alt text, which field it comes from)``: concise, at most 125 characters.
 
-    A product title wins (with its colour when the title lacks it); then the words
-    an image shows; then its caption, without "image of" or hedging; a caption with
-    no subject falls back on the file name.
+    A product title wins (with its colour when the title lacks it); then the words an
+    image shows; then what the caption's parts name (labels, colours); a caption from
+    a captioner that writes prose only is used as written, without "image of" or
+    hedging; with nothing to say, the file name.
     """
     if meta.get("title"):
         alt = meta["title"]
@@ -123,20 +126,22 @@ def alt_text(caption: str | None, ocr_text: str, meta: dict[str, str], path: str
         if colour and colour.lower() not in alt.lower():
             alt = f"{alt}, {colour.lower()}"
         return shorten(clean_phrase(alt)), "title"
-    quoted = _QUOTED.search(caption or "")
-    words = quoted.group(1) if quoted else " ".join(ocr_text.split())
-    colours = (caption or "").rsplit("mostly ", 1)[1].rstrip(". ") if "mostly " in (caption or "") else ""
+    words = (parts.quoted if parts and parts.quoted else "") or " ".join(ocr_text.split())
+    colours = join_words(parts.colours) if parts and parts.colours else ""
+    mostly = f", mostly {colours}" if colours else ""
     if len(words.split()) >= 2:
-        alt = f'Text reading "{words}"' + (f", mostly {colours}" if colours else "")
+        alt = f'Text reading "{words}"{mostly}'
         if len(alt) > ALT_MAX:
             alt = f'Text reading "{shorten(words, ALT_MAX - 16)}"'
         return shorten(alt), "ocr_text"
-    phrase = clean_phrase((caption or "").split(";")[0])
-    if not phrase or phrase.lower() in ("an image", "image", "a picture"):
-        alt = humanise(path) + (f", mostly {colours}" if colours else "")
-        return shorten(alt), "file name"
-    rest = (caption or "").split(";", 1)[1].strip().rstrip(".") if ";" in (caption or "") else ""
-    return shorten(f"{phrase}; {rest}" if rest else phrase), "caption"
+    if parts is None and clean_phrase(caption or "").lower() not in ("", "an image", "image", "a picture"):
+        return shorten(clean_phrase(caption or "")), "caption"
+    if parts is None or not parts.labels:
+        return shorten(humanise(path) + mostly), "file name"
+    subject = join_words([f"{article(n)} {n}" for n, _ in parts.labels], "or")
+    if words:
+        subject += f' with the text "{words}"'
+    return shorten(clean_phrase(subject) + (f"; mostly {colours}" if colours else "")), "caption"
 
 
 def keywords(tags: list[str], user_tags: list[str], meta: dict[str, str], ocr_text: str) -> tuple[list, list]:
@@ -169,54 +174,70 @@ def keywords(tags: list[str], user_tags: list[str], meta: dict[str, str], ocr_te
     return out, sources
 
 
-def records(store, ids: list[int] | None = None) -> Iterator[SeoRecord]:
-    """Build the export record of every searchable image (or of ``ids``), by path."""
-    rows = store.searchable_paths()
+def records(store, ids: list[int] | None = None, chunk: int = 500) -> Iterator[SeoRecord]:
+    """Build the export record of every searchable image (or of ``ids``), by path.
+
+    Reads the store a chunk of images at a time (a handful of queries per chunk).
+    """
     wanted = set(ids) if ids is not None else None
-    for image_id, _path in sorted(rows, key=lambda r: r[1]):
-        if wanted is not None and image_id not in wanted:
-            continue
-        rec = store.images_by_id([image_id])[image_id]
-        text = store.image_text(image_id)
-        meta = store.metadata_of([image_id]).get(image_id, {})
-        meta_sources = store.metadata_sources(image_id)
-        user = store.user_tags(image_id)
-        ocr = text["ocr_text"] or ""
-        alt, alt_from = alt_text(text["caption"], ocr, meta, rec.path)
-        kws, kw_sources = keywords(text["tags"], user, meta, ocr)
-        origin = {
-            "title": meta_sources.get("title", "import"),
-            "ocr_text": text["ocr_engine"] or "none",
-            "caption": text["caption_model"] or "none",
-            "file name": "file name",
-        }
-        origin["metadata"] = sorted(set(meta_sources.values()))[0] if meta_sources else "none"
-        kw_origin = {
-            "user tags": "user",
-            "metadata": origin["metadata"],
-            "caption tags": origin["caption"],
-            "ocr": origin["ocr_text"],
-        }
-        yield SeoRecord(
-            path=rec.path,
-            root=rec.root,
-            alt_text=alt,
-            title=meta.get("title") or humanise(rec.path),
-            caption=text["caption"] or "",
-            keywords=kws,
-            ocr_text=ocr,
-            width=rec.width,
-            height=rec.height,
-            format=rec.format,
-            sha256=rec.sha256,
-            sources={
-                "alt_text": origin[alt_from],
-                "title": meta_sources.get("title", "file name"),
-                "caption": origin["caption"],
-                "keywords": ", ".join(dict.fromkeys(kw_origin[s] for s in kw_sources)) or "none",
-                "ocr_text": origin["ocr_text"],
-            },
-        )
+    order = [
+        i
+        for i, _ in sorted(store.images.searchable_paths(), key=lambda r: r[1])
+        if wanted is None or i in wanted
+    ]
+    for start in range(0, len(order), chunk):
+        part = order[start : start + chunk]
+        recs, texts = store.images.by_id(part), store.text.of_many(part)
+        metas, sources = store.library.metadata_of(part), store.library.sources_of(part)
+        users = store.library.user_tags_of(part)
+        for image_id in part:
+            yield _record(
+                recs[image_id],
+                texts[image_id],
+                metas.get(image_id, {}),
+                sources.get(image_id, {}),
+                users.get(image_id, []),
+            )
+
+
+def _record(rec, text, meta: dict[str, str], meta_sources: dict[str, str], user: list[str]) -> SeoRecord:
+    """One image's export record, every field with where it came from."""
+    ocr = text.ocr_text or ""
+    alt, alt_from = alt_text(text.caption, text.caption_parts, ocr, meta, rec.path)
+    kws, kw_sources = keywords(list(text.tags), user, meta, ocr)
+    origin = {
+        "title": meta_sources.get("title", "import"),
+        "ocr_text": text.ocr_engine or "none",
+        "caption": text.caption_model or "none",
+        "file name": "file name",
+        "metadata": sorted(set(meta_sources.values()))[0] if meta_sources else "none",
+    }
+    kw_origin = {
+        "user tags": "user",
+        "metadata": origin["metadata"],
+        "caption tags": origin["caption"],
+        "ocr": origin["ocr_text"],
+    }
+    return SeoRecord(
+        path=rec.path,
+        root=rec.root,
+        alt_text=alt,
+        title=meta.get("title") or humanise(rec.path),
+        caption=text.caption or "",
+        keywords=kws,
+        ocr_text=ocr,
+        width=rec.width,
+        height=rec.height,
+        format=rec.format,
+        sha256=rec.sha256,
+        sources={
+            "alt_text": origin[alt_from],
+            "title": meta_sources.get("title", "file name"),
+            "caption": origin["caption"],
+            "keywords": ", ".join(dict.fromkeys(kw_origin[s] for s in kw_sources)) or "none",
+            "ocr_text": origin["ocr_text"],
+        },
+    )
 
 
 def content_url(rec: SeoRecord, base_url: str | None) -> str:

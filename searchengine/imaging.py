@@ -8,7 +8,7 @@ from typing import BinaryIO
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from searchengine.errors import UnsupportedImage
+from searchengine.errors import ImageTooLarge, UnsupportedImage
 
 #: File suffixes the indexer picks up (lower case).
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
@@ -60,7 +60,7 @@ def load_image(
                 width, height = im.size
                 fmt = im.format
                 if width * height > max_pixels:
-                    raise UnsupportedImage(
+                    raise ImageTooLarge(
                         f"image too large: {width}x{height} = {width * height:,} pixels "
                         f"exceeds the limit of {max_pixels:,} (possible decompression bomb)"
                     )
@@ -76,7 +76,7 @@ def load_image(
     except UnidentifiedImageError:
         raise UnsupportedImage("not an image (format not recognised)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise UnsupportedImage(f"image too large (possible decompression bomb): {exc}") from None
+        raise ImageTooLarge(f"image too large (possible decompression bomb): {exc}") from None
     except OSError as exc:
         msg = str(exc) or exc.__class__.__name__
         if "truncated" in msg:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from searchengine.errors import SearchEngineError
+from searchengine.errors import BadQuery, SearchEngineError
 
 #: Columns that name the image, tried in this order when none is given.
 IMAGE_COLUMNS = ("path", "file", "image", "image_path", "filename", "file_name", "image_file", "img")
@@ -55,7 +55,7 @@ class Condition:
     def number(self) -> float:
         n = as_number(self.value)
         if n is None:
-            raise SearchEngineError(f"{self.key}{self.op}{self.value}: {self.value!r} is not a number")
+            raise BadQuery(f"{self.key}{self.op}{self.value}: {self.value!r} is not a number")
         return n
 
 
@@ -74,7 +74,7 @@ def parse_condition(text: str) -> Condition:
             if op not in ("=", "!="):
                 cond.number  # noqa: B018 - validates now, with the message
             return cond
-    raise SearchEngineError(
+    raise BadQuery(
         f"not a field condition: {text!r}; write FIELD=VALUE, FIELD!=VALUE or FIELD<NUMBER "
         "(also <=, >, >=), e.g. brand=Nike or price<50"
     )
@@ -175,7 +175,7 @@ def import_catalogue(
     report = ImportReport(source=f"import:{path.name}")
     by_path: dict[str, int] = {}
     by_name: dict[str, list[int]] = defaultdict(list)
-    for image_id, image_path in store.searchable_paths():
+    for image_id, image_path in store.images.searchable_paths():
         by_path[image_path] = image_id
         by_name[image_path.rsplit("/", 1)[-1].lower()].append(image_id)
     column = None
@@ -211,7 +211,7 @@ def import_catalogue(
         report.fields.update(values.keys())
         writes.append((image_id, values))
     if not dry_run and writes:
-        store.set_metadata(writes, report.source)
+        store.library.set_metadata(writes, report.source)
     return report
 
 

@@ -11,13 +11,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from searchengine.errors import SearchEngineError
-from searchengine.text import STOPWORDS, split_letters_digits
+from searchengine.errors import BadQuery
+from searchengine.text import STOPWORDS, WORD, split_letters_digits
 
 _PART = re.compile(
     r'(?P<neg>-(?=\S))?(?:(?P<w>\d+(?:\.\d+)?):(?="|[^\W\d_]))?(?:"(?P<phrase>[^"]*)"?|(?P<word>\S+))'
 )
-_TOKEN = re.compile(r"[^\W_]+")
 #: How much of a negative term's embedding is subtracted from the query vector.
 NEGATIVE_STRENGTH = 0.5
 
@@ -107,20 +106,20 @@ class ParsedQuery:
 def parse_query(text: str) -> ParsedQuery:
     """Split ``text`` into terms; FTS5 syntax in it has no effect.
 
-    :raises SearchEngineError: nothing searchable, or a weight that is not positive.
+    :raises BadQuery: nothing searchable, or a weight that is not positive.
     """
     terms = []
     for m in _PART.finditer(text or ""):
         body = m.group("phrase") if m.group("phrase") is not None else m.group("word")
-        tokens = tuple(_TOKEN.findall(split_letters_digits(body or "")))
+        tokens = tuple(WORD.findall(split_letters_digits(body or "")))
         if not tokens:
             continue
         weight = float(m.group("w")) if m.group("w") else 1.0
         if weight <= 0:
-            raise SearchEngineError(f"a term weight must be positive: {m.group(0)!r}")
+            raise BadQuery(f"a term weight must be positive: {m.group(0)!r}")
         clean = " ".join(body.split()).strip("\"'")
         terms.append(Term(clean, tokens, weight, bool(m.group("neg")), m.group("phrase") is not None))
     query = ParsedQuery(text, tuple(terms))
     if not query.positive:
-        raise SearchEngineError("the query has no searchable word")
+        raise BadQuery("the query has no searchable word")
     return query

@@ -42,17 +42,75 @@ class ImageRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class SearchHit:
-    """One search result: an image and its cosine similarity to the query."""
+class Hit:
+    """One search result, with what both edges show of it.
+
+    :param score: the fused score, for ordering (its scale depends on the fusion).
+    :param legs: leg -> ``{"rank", "score"[, "coverage"]}``: why it matched (when asked).
+    :param duplicates: how many near duplicates of it are indexed.
+    """
 
     id: int
-    path: str
-    score: float
     rank: int
+    score: float
+    path: str
     width: int | None = None
     height: int | None = None
     format: str | None = None
-    legs: dict | None = None  # leg -> {"rank", "score"}: why it matched (hybrid search)
+    caption: str | None = None
+    title: str | None = None
+    duplicates: int = 0
+    legs: dict | None = None
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+    @property
+    def folder(self) -> str:
+        return self.path.rsplit("/", 1)[0]
+
+    def as_dict(self) -> dict:
+        """The fields both edges print (the CLI's ``--json`` and the API's hits)."""
+        return {
+            "id": self.id,
+            "rank": self.rank,
+            "score": round(self.score, 6),
+            "path": self.path,
+            "name": self.name,
+            "folder": self.folder,
+            "width": self.width,
+            "height": self.height,
+            "format": self.format,
+            "caption": self.caption,
+            "title": self.title,
+            "duplicates": self.duplicates,
+            "legs": self.legs,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPage:
+    """One page of a search, hydrated, with what produced it.
+
+    :param total: matches in the whole ranking (up to the search depth).
+    :param cutoff: the cosine the vector leg required (-1: none).
+    :param ids: every id of the ranking, in order (the result set facets count over).
+    :param facets: field -> ``[(value, count)]`` among ``ids``, for the fields asked.
+    :param generation: the store generation of the vector index searched.
+    """
+
+    hits: list[Hit]
+    total: int
+    offset: int
+    limit: int
+    cutoff: float
+    mode: str
+    fusion: str
+    ids: tuple[int, ...] = ()
+    facets: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    encoder: str | None = None
+    generation: str | None = None
 
 
 @dataclass(slots=True)
@@ -95,10 +153,49 @@ class OcrResult:
 
 @dataclass(frozen=True, slots=True)
 class Caption:
-    """A generated description and keyword tags for one image."""
+    """A generated description and keyword tags for one image, with its parts when the
+    captioner composed it from measured facts (exports use the parts, never the prose).
+
+    :param labels: ``(label, probability)`` the description names, best first.
+    :param colours: dominant colour names, largest share first.
+    :param quoted: the image text the description quotes ("" when none).
+    """
 
     text: str
     tags: tuple[str, ...] = ()
+    labels: tuple[tuple[str, float], ...] = ()
+    colours: tuple[str, ...] = ()
+    quoted: str = ""
+
+    @property
+    def parts(self) -> CaptionParts | None:
+        """The structured parts, or None for a captioner that writes prose only."""
+        if not (self.labels or self.colours or self.quoted):
+            return None
+        return CaptionParts(self.labels, self.colours, self.quoted)
+
+
+@dataclass(frozen=True, slots=True)
+class CaptionParts:
+    """What a composed caption says, as data: labels with probabilities, colours, quoted text."""
+
+    labels: tuple[tuple[str, float], ...] = ()
+    colours: tuple[str, ...] = ()
+    quoted: str = ""
+
+    def as_dict(self) -> dict:
+        return {
+            "labels": [[n, round(p, 4)] for n, p in self.labels],
+            "colours": list(self.colours),
+            "quoted": self.quoted,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> CaptionParts | None:
+        if not data:
+            return None
+        labels = tuple((str(n), float(p)) for n, p in data.get("labels", ()))
+        return cls(labels, tuple(data.get("colours", ())), str(data.get("quoted", "")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,3 +226,124 @@ class Filters:
     @property
     def active(self) -> bool:
         return any(getattr(self, f) not in (None, ()) for f in self.__slots__)
+
+
+@dataclass(frozen=True, slots=True)
+class StageRecord:
+    """One stage's last run on an image: the tool, and its error (None: it worked)."""
+
+    tool: str
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ImageText:
+    """What the text stages stored for one image: caption, tags, OCR lines, stage records.
+
+    ``ocr_lines`` holds dicts ``{"text", "confidence", "box"}`` (box: four [x, y]
+    corners in original pixels), ready for JSON.
+    """
+
+    caption: str | None = None
+    tags: tuple[str, ...] = ()
+    caption_model: str | None = None
+    caption_parts: CaptionParts | None = None
+    ocr_text: str | None = None
+    ocr_engine: str | None = None
+    ocr_lines: tuple[dict, ...] = ()
+    stages: dict[str, StageRecord] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {
+            "caption": self.caption,
+            "tags": list(self.tags),
+            "caption_model": self.caption_model,
+            "ocr_text": self.ocr_text,
+            "ocr_engine": self.ocr_engine,
+            "ocr_lines": list(self.ocr_lines),
+            "stages": {k: {"tool": v.tool, "error": v.error} for k, v in self.stages.items()},
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Library:
+    """What users and imports added to one image, and its near duplicates (ids)."""
+
+    metadata: dict[str, str] = field(default_factory=dict)
+    metadata_sources: dict[str, str] = field(default_factory=dict)
+    user_tags: tuple[str, ...] = ()
+    collections: tuple[str, ...] = ()
+    duplicates: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class IndexCounts:
+    """Row counts of an index: images by status, vectors, captions, OCR results."""
+
+    ok: int = 0
+    failed: int = 0
+    vectors: int = 0
+    captions: int = 0
+    ocr: int = 0
+    with_text: int = 0
+    stage_errors: int = 0
+
+    @property
+    def images(self) -> int:
+        return self.ok + self.failed
+
+
+MODES = ("hybrid", "vector", "keyword")
+FUSIONS = ("rrf", "weighted")
+
+
+@dataclass(frozen=True, slots=True)
+class SearchRequest:
+    """Everything a search asks for; both edges build one and hand it to the engine.
+
+    :param text: the query, with operators (:mod:`searchengine.query`).
+    :param image: a PIL image to find similar ones to (alone or with ``text``).
+    :param like: the id of an indexed image to find similar ones to (it is left out).
+    :param mode: ``hybrid`` (both legs fused), ``vector`` or ``keyword``.
+    :param fusion: ``rrf`` (Reciprocal Rank Fusion with ``rrf_k``) or ``weighted``.
+    :param vector_weight: the user's weight of the vector leg (the plan scales it).
+    :param keyword_weight: the user's weight of the keyword leg.
+    :param filters: restrictions applied inside each leg.
+    :param min_score: cosine a vector hit must reach; None: the calibrated cutoff for
+        text queries, none for image queries; negative: no cutoff.
+    :param facets: metadata fields whose values to count over the whole result set.
+    :param explain: keep each hit's place in every leg.
+    """
+
+    text: str | None = None
+    image: object | None = None
+    like: int | None = None
+    limit: int = 10
+    offset: int = 0
+    mode: str = "hybrid"
+    fusion: str = "rrf"
+    rrf_k: int = 60
+    vector_weight: float = 1.0
+    keyword_weight: float = 1.0
+    filters: Filters | None = None
+    min_score: float | None = None
+    facets: tuple[str, ...] = ()
+    explain: bool = False
+
+    @property
+    def has_text(self) -> bool:
+        return bool(self.text and self.text.strip())
+
+    @property
+    def by_image(self) -> bool:
+        return self.image is not None or self.like is not None
+
+    @property
+    def browse(self) -> bool:
+        """No query at all: a filtered listing."""
+        return not self.has_text and not self.by_image
+
+    @property
+    def needs_encoder(self) -> bool:
+        """Whether answering needs the index's encoder (keyword searches and listings do not)."""
+        return not self.browse and self.mode != "keyword"

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 
+#: A word as the keyword index tokenises it (letters or digits; ``_`` separates).
+WORD = re.compile(r"[^\W_]+")
 _BOUNDARY = re.compile(r"(?<=[^\W\d_])(?=\d)|(?<=\d)(?=[^\W\d_])")
 
 
@@ -47,3 +50,14 @@ def fold(text: str) -> str:
     """Lower-case and strip accents, as the keyword index's tokenizer does (café -> cafe)."""
     decomposed = unicodedata.normalize("NFKD", text.lower())
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def join_words(words: Sequence[str], last: str = "and") -> str:
+    """``["red", "white", "blue"]`` -> ``red, white and blue`` (``last``: the final conjunction)."""
+    words = list(words)
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} {last} {words[-1]}"
+
+
+def article(word: str) -> str:
+    """The indefinite article for ``word``: ``an`` before a vowel, else ``a``."""
+    return "an" if word[:1].lower() in "aeiou" else "a"

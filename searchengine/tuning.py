@@ -22,6 +22,7 @@ import numpy as np
 
 from searchengine.errors import SearchEngineError, UnsupportedImage
 from searchengine.imaging import load_image
+from searchengine.metrics import rank_metrics
 from searchengine.models.adapter import Adapter
 from searchengine.models.base import l2_normalize
 
@@ -145,9 +146,7 @@ def recall(image_vecs: np.ndarray, text_vecs: np.ndarray, owner: np.ndarray) -> 
     scores = text_vecs @ image_vecs.T
     own = scores[np.arange(len(owner)), owner]
     rank = (scores > own[:, None]).sum(axis=1) + 1
-    out = {f"R@{k}": float(np.mean(rank <= k)) for k in (1, 5, 10)}
-    out["MRR"] = float(np.mean(1.0 / rank))
-    return {k: round(v, 4) for k, v in out.items()}
+    return {k: round(v, 4) for k, v in rank_metrics(rank.tolist()).items()}
 
 
 @dataclass
@@ -161,6 +160,109 @@ class TuneResult:
     val_images: int
     train_texts: int
     val_texts: int
+
+
+@dataclass
+class _Split:
+    """Images held back for validation, and the texts of each side."""
+
+    train_rows: np.ndarray
+    val_rows: np.ndarray
+    val_texts: np.ndarray
+    val_owner: np.ndarray
+    train_texts_by_image: dict[int, list[int]]
+    train_text_count: int
+    val_text_count: int
+
+
+def _split(feats: Features, rng: random.Random, val_fraction: float) -> _Split:
+    n = len(feats.vectors)
+    order = list(range(n))
+    rng.shuffle(order)
+    n_val = max(2, min(n - 2, round(n * val_fraction)))
+    val_set = set(order[:n_val])
+    train_rows = np.array(sorted(set(range(n)) - val_set))
+    val_rows = np.array(sorted(val_set))
+    remap = {int(r): i for i, r in enumerate(val_rows)}
+    val_mask = np.isin(feats.owner, val_rows)
+    val_owner = np.array([remap[int(o)] for o in feats.owner[val_mask]])
+    by_image: dict[int, list[int]] = {}
+    for t, o in zip(np.flatnonzero(~val_mask), feats.owner[~val_mask], strict=True):
+        by_image.setdefault(int(o), []).append(int(t))
+    return _Split(
+        train_rows,
+        val_rows,
+        feats.texts[val_mask],
+        val_owner,
+        by_image,
+        int((~val_mask).sum()),
+        int(val_mask.sum()),
+    )
+
+
+class _AdapterModel:
+    """The trainable image side: a projection of frozen features, or a residual on the vectors."""
+
+    def __init__(self, feats: Features, train_rows: np.ndarray, lr: float, weight_decay: float) -> None:
+        import torch
+
+        self.torch, self.feats = torch, feats
+        self.projection = feats.features is not None
+        dim = feats.vectors.shape[1]
+        self.x_all = torch.from_numpy(feats.features if self.projection else feats.vectors)
+        width = self.x_all.shape[1]
+        if self.projection:
+            self.mean = self.x_all[torch.from_numpy(train_rows)].mean(0, keepdim=True)
+            self.std = self.x_all[torch.from_numpy(train_rows)].std(0, keepdim=True) + 1e-6
+            self.weight = torch.nn.Parameter(torch.randn(width, dim) * (1.0 / width**0.5))
+        else:
+            self.mean, self.std = torch.zeros(1, width), torch.ones(1, width)
+            self.weight = torch.nn.Parameter(torch.zeros(dim, dim))
+        self.bias = torch.nn.Parameter(torch.zeros(dim))
+        self.scale = torch.nn.Parameter(torch.tensor(float(np.log(1 / 0.05))))
+        params = [self.weight, self.bias, self.scale]
+        self.opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+
+    def image_side(self, rows):
+        x = (self.x_all[rows] - self.mean) / self.std
+        out = x @ self.weight + self.bias if self.projection else x + x @ self.weight + self.bias
+        return self.torch.nn.functional.normalize(out, dim=1)
+
+    def step(self, chunk: np.ndarray, texts) -> None:
+        """One contrastive (symmetric InfoNCE) step on a batch of images and one text each."""
+        f = self.torch.nn.functional
+        logits = self.scale.exp().clamp(max=100) * self.image_side(self.torch.from_numpy(chunk)) @ texts.T
+        labels = self.torch.arange(len(chunk))
+        loss = (f.cross_entropy(logits, labels) + f.cross_entropy(logits.T, labels)) / 2
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+
+    def validate(self, split: _Split) -> tuple[float, dict]:
+        """Score the held-back images; the blend with the base vectors is chosen here too."""
+        with self.torch.no_grad():
+            adapted = self.image_side(self.torch.from_numpy(split.val_rows)).numpy()
+        base = self.feats.vectors[split.val_rows]
+        scored = []
+        for alpha in BLENDS if self.projection else (0.0,):
+            vecs = l2_normalize(alpha * base + (1 - alpha) * adapted) if self.projection else adapted
+            r = recall(vecs, split.val_texts, split.val_owner)
+            scored.append((r["R@1"] + r["R@5"] + r["R@10"] + r["MRR"], alpha, r))
+        # the most conservative blend (most label bridge) within 2% of the best: it
+        # generalises beyond the pairs' own kind of image (docs/evaluation.md)
+        top = max(key for key, _, _ in scored)
+        key, alpha, r = max((s for s in scored if s[0] >= BLEND_TOLERANCE * top), key=lambda s: s[1])
+        return key, {**r, "alpha": alpha}
+
+    def state(self) -> tuple:
+        return self.weight.detach().clone(), self.bias.detach().clone()
+
+    def export(self, state: tuple, alpha: float, base_spec: str) -> Adapter:
+        w, b = state
+        if self.projection:  # fold the standardisation into the weights: ((x - m) / s) W + b
+            w, b = w / self.std.T, b - ((self.mean / self.std) @ w).reshape(-1)
+        kind = "projection" if self.projection else "residual"
+        return Adapter(kind, base_spec, w.numpy().astype(np.float32), b.numpy().astype(np.float32), alpha)
 
 
 def train(
@@ -178,6 +280,9 @@ def train(
 ) -> TuneResult:
     """Learn an adapter on ``feats``; returns it with before/after validation recall.
 
+    Early stopping: the epoch with the best held-back score wins; training stops after
+    ``patience`` epochs without gain.
+
     :param val_fraction: share of the images held back (never trained on).
     :param progress: called after each epoch with (epoch, validation recall).
     """
@@ -185,111 +290,39 @@ def train(
 
     torch.manual_seed(seed)
     rng = random.Random(seed)
-    n = len(feats.vectors)
-    order = list(range(n))
-    rng.shuffle(order)
-    n_val = max(2, min(n - 2, round(n * val_fraction)))
-    val_set = set(order[:n_val])
-    train_rows = np.array(sorted(set(range(n)) - val_set))
-    val_rows = np.array(sorted(val_set))
-    remap = {int(r): i for i, r in enumerate(val_rows)}
-    val_mask = np.isin(feats.owner, val_rows)
-    val_texts, val_owner = feats.texts[val_mask], np.array([remap[int(o)] for o in feats.owner[val_mask]])
-    train_mask = ~val_mask
-    train_texts_by_image: dict[int, list[int]] = {}
-    for t, o in zip(np.flatnonzero(train_mask), feats.owner[train_mask], strict=True):
-        train_texts_by_image.setdefault(int(o), []).append(int(t))
-
-    projection = feats.features is not None
-    dim = feats.vectors.shape[1]
-    x_all = torch.from_numpy(feats.features if projection else feats.vectors)
+    split = _split(feats, rng, val_fraction)
+    model = _AdapterModel(feats, split.train_rows, lr, weight_decay)
     text_all = torch.from_numpy(feats.texts)
-    if projection:
-        mean = x_all[torch.from_numpy(train_rows)].mean(0, keepdim=True)
-        std = x_all[torch.from_numpy(train_rows)].std(0, keepdim=True) + 1e-6
-        weight = torch.nn.Parameter(torch.randn(x_all.shape[1], dim) * (1.0 / x_all.shape[1] ** 0.5))
-    else:
-        mean = torch.zeros(1, x_all.shape[1])
-        std = torch.ones(1, x_all.shape[1])
-        weight = torch.nn.Parameter(torch.zeros(dim, dim))
-    bias = torch.nn.Parameter(torch.zeros(dim))
-    scale = torch.nn.Parameter(torch.tensor(float(np.log(1 / 0.05))))
-    opt = torch.optim.AdamW([weight, bias, scale], lr=lr, weight_decay=weight_decay)
-
-    def image_side(rows: torch.Tensor) -> torch.Tensor:
-        x = (x_all[rows] - mean) / std
-        if projection:
-            return torch.nn.functional.normalize(x @ weight + bias, dim=1)
-        return torch.nn.functional.normalize(x + x @ weight + bias, dim=1)
-
-    def export(alpha: float) -> Adapter:
-        w, b = weight.detach(), bias.detach()
-        if projection:  # fold the standardisation into the weights: ((x - m) / s) W + b
-            w, b = w / std.T, b - ((mean / std) @ w).reshape(-1)
-        kind = "projection" if projection else "residual"
-        return Adapter(kind, base_spec, w.numpy().astype(np.float32), b.numpy().astype(np.float32), alpha)
-
-    def validate() -> tuple[float, dict]:
-        with torch.no_grad():
-            adapted = image_side(torch.from_numpy(val_rows)).numpy()
-        base = feats.vectors[val_rows]
-        scored = []
-        for alpha in BLENDS if projection else (0.0,):
-            vecs = l2_normalize(alpha * base + (1 - alpha) * adapted) if projection else adapted
-            r = recall(vecs, val_texts, val_owner)
-            scored.append((r["R@1"] + r["R@5"] + r["R@10"] + r["MRR"], alpha, r))
-        # the most conservative blend (most label bridge) within 2% of the best: it
-        # generalises beyond the pairs' own kind of image (docs/evaluation.md)
-        top = max(key for key, _, _ in scored)
-        key, alpha, r = max((s for s in scored if s[0] >= BLEND_TOLERANCE * top), key=lambda s: s[1])
-        return key, {**r, "alpha": alpha}
-
-    before = recall(feats.vectors[val_rows], val_texts, val_owner)
-    best_key, best_metrics, best_state, best_epoch = -1.0, before, None, 0
-    stale = 0
-    epoch = 0
+    before = recall(feats.vectors[split.val_rows], split.val_texts, split.val_owner)
+    best_key, best_metrics, best_state, best_epoch, stale, epoch = -1.0, before, None, 0, 0, 0
     for epoch in range(1, epochs + 1):
-        rows = train_rows.copy()
+        rows = split.train_rows.copy()
         rng.shuffle(rows)
         for start in range(0, len(rows), batch):
             chunk = rows[start : start + batch]
-            if len(chunk) < 2:
-                continue
-            texts = torch.stack([text_all[rng.choice(train_texts_by_image[int(r)])] for r in chunk])
-            img = image_side(torch.from_numpy(chunk))
-            logits = scale.exp().clamp(max=100) * img @ texts.T
-            labels = torch.arange(len(chunk))
-            loss = (
-                torch.nn.functional.cross_entropy(logits, labels)
-                + torch.nn.functional.cross_entropy(logits.T, labels)
-            ) / 2
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        key, metrics = validate()
+            if len(chunk) >= 2:
+                texts = torch.stack([text_all[rng.choice(split.train_texts_by_image[int(r)])] for r in chunk])
+                model.step(chunk, texts)
+        key, metrics = model.validate(split)
         if progress:
             progress(epoch, metrics)
         if key > best_key + 1e-6:
             best_key, best_metrics, best_epoch, stale = key, metrics, epoch, 0
-            best_state = (weight.detach().clone(), bias.detach().clone(), metrics["alpha"])
+            best_state = (model.state(), metrics["alpha"])
         else:
             stale += 1
             if stale >= patience:
                 break
-    with torch.no_grad():
-        weight.copy_(best_state[0])
-        bias.copy_(best_state[1])
-    adapter = export(best_state[2])
     return TuneResult(
-        adapter,
+        model.export(best_state[0], best_state[1], base_spec),
         before,
         {k: v for k, v in best_metrics.items() if k != "alpha"},
         epoch,
         best_epoch,
-        len(train_rows),
-        len(val_rows),
-        int(train_mask.sum()),
-        int(val_mask.sum()),
+        len(split.train_rows),
+        len(split.val_rows),
+        split.train_text_count,
+        split.val_text_count,
     )
 
 
@@ -300,7 +333,7 @@ def reembed(store, embedder, progress: Callable[[int], None] | None = None, batc
     transaction: an interrupted run leaves the index as it was, never half adapted.
     Images that cannot be read any more are marked failed.
     """
-    rows = store.searchable_paths()
+    rows = store.images.searchable_paths()
     new: list[tuple[int, bytes]] = []
     failed: list[tuple[int, str]] = []
     for start in range(0, len(rows), batch):
@@ -316,7 +349,7 @@ def reembed(store, embedder, progress: Callable[[int], None] | None = None, batc
             new.extend((i, np.asarray(v, dtype=np.float32).tobytes()) for i, v in zip(ids, vecs, strict=True))
         if progress:
             progress(len(rows[start : start + batch]))
-    store.replace_vectors(embedder.id, new, failed)
+    store.embeddings.replace(embedder.id, new, failed)
     return len(new)
 
 

@@ -41,7 +41,7 @@ def names(page):
 
 def test_hybrid_fuses_meaning_and_words_with_explain(gallery):
     _, _, engine = gallery
-    page = engine.query("a cup of coffee", limit=5)
+    page = engine.query("a cup of coffee", limit=5, explain=True)
     assert names(page)[0] == "coffee.png"
     top = page.hits[0]
     assert set(top.legs) == {"vector", "keyword"} and top.legs["vector"]["rank"] == 1
@@ -51,7 +51,7 @@ def test_hybrid_fuses_meaning_and_words_with_explain(gallery):
 def test_exact_code_beats_semantic_neighbours(gallery):
     _, _, engine = gallery
     assert has_code("QX-7781-B") and not has_code("a red dress")
-    page = engine.query("QX-7781-B", limit=3, min_score=-1)  # even with every vector hit kept
+    page = engine.query("QX-7781-B", limit=3, min_score=-1, explain=True)  # even with every vector hit kept
     assert names(page)[0] == "green_tea.png" and "keyword" in page.hits[0].legs
 
 
@@ -61,15 +61,6 @@ def test_unrelated_query_returns_nothing(gallery):
     assert engine.query("a recipe for chocolate cake", limit=5).hits == []
     assert engine.query("the stock market crashed yesterday", limit=5).hits == []
     assert engine.query("the stock market crashed yesterday", limit=5, min_score=-1).hits  # override
-
-
-def test_pagination_is_stable_and_complete(gallery):
-    _, _, engine = gallery
-    full = engine.query("a photo", limit=20, min_score=-1, mode="vector")
-    pages = [engine.query("a photo", limit=5, offset=o, min_score=-1, mode="vector") for o in (0, 5, 10, 15)]
-    assert [h.id for p in pages for h in p.hits] == [h.id for h in full.hits]
-    assert [h.rank for h in pages[1].hits] == [6, 7, 8, 9, 10]
-    assert pages[0].total == full.total
 
 
 def test_filters_hold_and_still_fill_the_page(gallery):
@@ -86,32 +77,20 @@ def test_filters_hold_and_still_fill_the_page(gallery):
     old = Filters(modified_before=int(time.mktime((2021, 1, 1, 0, 0, 0, 0, 0, -1)) * 1e9))
     assert names(engine.query("a cat", limit=3, filters=old))[0] == "chelsea_the_cat.jpg"
     small = engine.query("a photo", limit=30, min_score=-1, filters=Filters(max_bytes=60_000))
-    assert small.hits and all(engine.store.images_by_id([h.id])[h.id].size <= 60_000 for h in small.hits)
+    assert small.hits and all(engine.store.images.by_id([h.id])[h.id].size <= 60_000 for h in small.hits)
     tagged = engine.query("a photo", limit=30, min_score=-1, filters=Filters(tags=("orange",)))
     assert "chelsea_the_cat.jpg" in names(tagged)
     for h in tagged.hits:
-        assert "orange" in engine.store.image_text(h.id)["tags"]
+        assert "orange" in engine.store.text.of(h.id).tags
     assert engine.query("a cat", limit=5, filters=Filters(folder="/nowhere")).hits == []
 
 
 def test_leg_weights_and_weighted_fusion(gallery):
     _, _, engine = gallery
-    kw = engine.query("coffee", limit=3, weights={"vector": 0.0, "keyword": 1.0})
+    kw = engine.query("coffee", limit=3, vector_weight=0.0, keyword_weight=1.0)
     assert names(kw)[0] == "coffee_beans.png"
     w = engine.query("a cup of coffee", limit=3, fusion="weighted")
     assert names(w)[0] == "coffee.png"
-
-
-def test_bad_arguments_are_clear(gallery):
-    _, _, engine = gallery
-    for kwargs, msg in (
-        ({"mode": "fuzzy"}, "unknown search mode"),
-        ({"fusion": "x"}, "unknown fusion"),
-        ({"limit": 0}, "limit"),
-        ({"rrf_k": 0}, "rrf_k"),
-    ):
-        with pytest.raises(SearchEngineError, match=msg):
-            engine.query("cat", **kwargs)
 
 
 def test_cli_explain_json_filters_and_pages(gallery):
@@ -121,7 +100,7 @@ def test_cli_explain_json_filters_and_pages(gallery):
     r = runner.invoke(cli, ["search", "a cup of coffee", "--explain", *base])
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
-    assert data["mode"] == "hybrid" and data["results"][0]["explain"]["vector"]["rank"] == 1
+    assert data["mode"] == "hybrid" and data["results"][0]["legs"]["vector"]["rank"] == 1
     r = runner.invoke(
         cli,
         [
@@ -146,7 +125,7 @@ def test_cli_explain_json_filters_and_pages(gallery):
     r = runner.invoke(cli, ["search", "a cat", "--before", "2021-01-01", "--tag", "orange", *base])
     assert json.loads(r.stdout)["results"][0]["path"].endswith("chelsea_the_cat.jpg")
     r = runner.invoke(cli, ["search", "a cat", "--after", "yesterday", *base])
-    assert r.exit_code == 2 and "not an ISO date" in r.output
+    assert r.exit_code == 1 and "not an ISO date" in r.stderr
     r = runner.invoke(cli, ["search", "a recipe for chocolate cake", "--index", str(index)])
     assert r.exit_code == 0 and "no results" in r.stderr
 
@@ -177,14 +156,14 @@ def test_image_queries(gallery):
     from PIL import Image
 
     cat_file = root / "photos" / "chelsea_the_cat.jpg"
-    page = engine.query(image=Image.open(cat_file), limit=3)
+    page = engine.query(image=Image.open(cat_file), limit=3, explain=True)
     assert names(page)[0] == "chelsea_the_cat.jpg" and page.hits[0].legs["vector"]["score"] > 0.99
-    cat = engine.store.image_by_path(str(cat_file.resolve()))
+    cat = engine.store.images.by_path(str(cat_file.resolve()))
     similar = engine.query(like=cat.id, limit=5)
     assert similar.hits and cat.id not in {h.id for h in similar.hits}
-    both = engine.query("coffee", like=cat.id, limit=3)
+    both = engine.query("coffee", like=cat.id, limit=3, explain=True)
     assert names(both)[0] == "coffee.png" and set(both.hits[0].legs) == {"vector", "keyword"}
-    with pytest.raises(SearchEngineError, match="no indexed image"):
+    with pytest.raises(SearchEngineError, match="no searchable indexed image"):
         engine.query(like=99999)
     with pytest.raises(SearchEngineError, match="empty"):
         engine.query("  ")
@@ -205,14 +184,14 @@ def test_cli_image_and_like(gallery, tmp_path):
     r = runner.invoke(cli, ["search", "--image", str(tmp_path / "bad.jpg"), *base])
     assert r.exit_code == 1 and "cannot use" in r.stderr
     r = runner.invoke(cli, ["search", "--like", "/nope.png", *base])
-    assert r.exit_code == 1 and "not an indexed image" in r.stderr
+    assert r.exit_code == 1 and "not a searchable indexed image" in r.stderr
     r = runner.invoke(cli, ["search", *base])
     assert r.exit_code == 1 and "empty" in r.stderr
 
 
 def test_explain_reports_keyword_coverage(gallery):
     _, _, engine = gallery
-    page = engine.query("wildflower honey jar", limit=3)
+    page = engine.query("wildflower honey jar", limit=3, explain=True)
     top = page.hits[0]
     assert names(page)[0] == "wildflower_honey.jpg"
     assert top.legs["keyword"]["coverage"] == pytest.approx(2 / 3, abs=1e-3)  # "jar" is not there

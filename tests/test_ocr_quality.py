@@ -40,8 +40,8 @@ def test_ocr_word_recall_floor(receipts):
     records, _, folder, engine = receipts
     found = total = 0
     for r in records:
-        rec = engine.store.image_by_path(str(folder.resolve() / Path(r["file"]).name))
-        f, t = word_recall(r["text"], engine.store.image_text(rec.id)["ocr_text"])
+        rec = engine.store.images.by_path(str(folder.resolve() / Path(r["file"]).name))
+        f, t = word_recall(r["text"], engine.store.text.of(rec.id).ocr_text)
         found, total = found + f, total + t
     assert found / total >= 0.78, found / total
 
@@ -49,7 +49,7 @@ def test_ocr_word_recall_floor(receipts):
 def test_company_name_finds_its_receipts_first(receipts):
     records, by_name, _, engine = receipts
     companies = sorted({r["fields"]["company"] for r in records})
-    top1 = [engine.search(c, k=1, mode="keyword") for c in companies]
+    top1 = [engine.query(c, limit=1, mode="keyword").hits for c in companies]
     r1 = sum(
         bool(h) and by_name[Path(h[0].path).name]["fields"]["company"] == c
         for h, c in zip(top1, companies, strict=True)
@@ -62,5 +62,5 @@ def test_distinctive_line_finds_its_receipt_first(receipts):
     counts = Counter(line.strip() for r in records for line in set(r["text"].splitlines()))
     pairs = [(distinctive_line(r["text"], counts), Path(r["file"]).name) for r in records]
     pairs = [(q, name) for q, name in pairs if q]
-    hits = sum(Path(engine.search(q, k=1, mode="keyword")[0].path).name == name for q, name in pairs)
+    hits = sum(Path(engine.query(q, limit=1, mode="keyword").hits[0].path).name == name for q, name in pairs)
     assert hits / len(pairs) >= 0.8, hits / len(pairs)

@@ -37,13 +37,13 @@ def sample_engine(tmp_path_factory, offline):
     ],
 )
 def test_scikit_image_photos_found_first(sample_engine, query, expected):
-    hits = sample_engine.search(query, k=3)
+    hits = sample_engine.query(query, limit=3, mode="vector", min_score=-1).hits
     assert hits[0].path.endswith(expected), [h.path for h in hits]
 
 
 def test_whole_sample_gallery_indexes_cleanly(sample_engine):
-    counts = sample_engine.store.counts()
-    assert counts["failed"] == 0 and counts["ok"] == counts["vectors"] >= 20
+    counts = sample_engine.store.images.counts()
+    assert counts.failed == 0 and counts.ok == counts.vectors >= 20
 
 
 @pytest.mark.skipif(
@@ -62,7 +62,7 @@ def test_flickr8k_subset_recall_floor(tmp_path, offline):
     Indexer(store, offline).run(folder)
     engine = SearchEngine(store, offline)
     queries = [(c, r["file"].rsplit("/", 1)[1]) for r in records for c in r["captions"]]
-    results = engine.search_many([q for q, _ in queries], k=10)
+    results = [engine.query(q, limit=10, mode="vector", min_score=-1).hits for q, _ in queries]
     hits = sum(
         any(h.path.endswith("/" + name) for h in res) for res, (_, name) in zip(results, queries, strict=True)
     )

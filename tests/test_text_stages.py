@@ -10,8 +10,9 @@ from searchengine.cli import cli
 from searchengine.errors import SearchEngineError
 from searchengine.models.captioner import describe, dominant_colours
 from searchengine.models.registry import create_captioner, create_embedder, create_ocr
+from searchengine.query import parse_query
 from searchengine.records import Caption, OcrLine, OcrResult
-from searchengine.search import SearchEngine, fts_query
+from searchengine.search import SearchEngine
 from searchengine.store.db import Store
 from tests.conftest import REPO, make_image, write_images
 from tests.indexer.test_pipeline import CountingEmbedder
@@ -35,12 +36,12 @@ SAMPLE = REPO / "data" / "sample"
     ],
 )
 def test_fts_query_keeps_codes_as_phrases_and_defuses_operators(text, expected):
-    assert fts_query(text) == expected
+    assert parse_query(text).fts_match() == expected
 
 
 def test_fts_query_without_words_is_an_error():
     with pytest.raises(SearchEngineError, match="no searchable word"):
-        fts_query(' "" -- ** ')
+        parse_query(' "" -- ** ')
 
 
 def test_describe_states_only_what_was_measured():
@@ -96,7 +97,7 @@ def test_adding_stages_later_recomputes_no_embedding(index_dir, image_dir, tiny_
     report = Indexer(store, counting, ocr=ocr, captioner=cap).run(image_dir)
     assert ocr.calls == 9 and cap.calls == 9 and report.processed == 0
     engine = SearchEngine(store, tiny_embedder)
-    assert len(engine.search("qx-7781-b", k=20, mode="keyword")) == 9
+    assert len(engine.query("qx-7781-b", limit=20, mode="keyword").hits) == 9
 
     # a new caption model re-captions, without re-reading text or re-embedding
     class OtherCaptioner(FakeCaptioner):
@@ -111,15 +112,15 @@ def test_stage_failure_is_recorded_and_the_run_goes_on(index_dir, image_dir, tin
     store = Store(index_dir)
     report = Indexer(store, tiny_embedder, ocr=FakeOcr(), captioner=FakeCaptioner()).run(image_dir)
     assert report.embedded == 10 and report.ocr == 9 and report.stage_failures == 1
-    rec = store.image_by_path(str((image_dir / "blue.png").resolve()))
-    text = store.image_text(rec.id)
-    assert rec.status == "ok" and "detector crashed" in text["stages"]["ocr"]["error"]
-    assert text["caption"] == "a picture saying "  # captioned all the same, without text
+    rec = store.images.by_path(str((image_dir / "blue.png").resolve()))
+    text = store.text.of(rec.id)
+    assert rec.status == "ok" and "detector crashed" in text.stages["ocr"].error
+    assert text.caption == "a picture saying "  # captioned all the same, without text
     # a changed file drops its old text and stage records
     make_image((0, 255, 0)).save(image_dir / "blue.png")
     Indexer(store, tiny_embedder, ocr=FakeOcr(), captioner=FakeCaptioner()).run(image_dir)
-    text = store.image_text(rec.id)
-    assert text["stages"]["ocr"]["error"] is None and text["ocr_text"] == "HELLO QX-7781-B"
+    text = store.text.of(rec.id)
+    assert text.stages["ocr"].error is None and text.ocr_text == "HELLO QX-7781-B"
 
 
 def test_file_names_and_folders_are_keywords(index_dir, tmp_path, tiny_embedder):
@@ -128,8 +129,8 @@ def test_file_names_and_folders_are_keywords(index_dir, tmp_path, tiny_embedder)
     store = Store(index_dir)
     Indexer(store, tiny_embedder).run(tmp_path / "holiday")
     engine = SearchEngine(store, tiny_embedder)
-    assert [h.path.rsplit("/", 1)[1] for h in engine.search("tower", mode="keyword")] == ["tower_005.png"]
-    assert len(engine.search("beach", mode="keyword")) == 2
+    assert [h.path.rsplit("/", 1)[1] for h in engine.query("tower", mode="keyword").hits] == ["tower_005.png"]
+    assert len(engine.query("beach", mode="keyword").hits) == 2
 
 
 def test_tiny_blip_captions_end_to_end(tmp_path, index_dir, image_dir, tiny_embedder):
@@ -176,8 +177,8 @@ def test_tiny_blip_captions_end_to_end(tmp_path, index_dir, image_dir, tiny_embe
     store = Store(index_dir)
     report = Indexer(store, tiny_embedder, captioner=captioner).run(image_dir)
     assert report.captioned == 9
-    text = store.image_text(store.images_by_id([1])[1].id)
-    assert text["caption"] and text["caption_model"] == f"blip:{folder}"
+    text = store.text.of(store.images.by_id([1])[1].id)
+    assert text.caption and text.caption_model == f"blip:{folder}"
 
 
 def test_blip_without_weights_offline_is_a_clear_error(tmp_path, monkeypatch):
@@ -221,7 +222,7 @@ def sample_index(tmp_path_factory):
     ],
 )
 def test_rendered_labels_found_by_their_exact_text(sample_index, query, expected):
-    hits = sample_index[1].search(query, k=3, mode="keyword")
+    hits = sample_index[1].query(query, limit=3, mode="keyword").hits
     assert hits and hits[0].path.endswith(expected), [h.path for h in hits]
 
 
@@ -245,10 +246,10 @@ def test_show_prints_caption_tags_and_ocr_lines(sample_index, monkeypatch):
 @pytest.mark.slow
 def test_photos_get_honest_captions(sample_index):
     store = sample_index[1].store
-    rec = store.image_by_path(str((SAMPLE / "photos" / "chelsea_the_cat.jpg").resolve()))
-    text = store.image_text(rec.id)
-    assert "cat" in text["caption"] and "text" not in text["tags"]
-    assert text["ocr_text"] == ""
+    rec = store.images.by_path(str((SAMPLE / "photos" / "chelsea_the_cat.jpg").resolve()))
+    text = store.text.of(rec.id)
+    assert "cat" in text.caption and "text" not in text.tags
+    assert text.ocr_text == ""
 
 
 DEJAVU = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
@@ -275,7 +276,7 @@ def test_tesseract_reads_cyrillic_and_greek(tmp_path, index_dir, tiny_embedder):
         assert result.lines[0].box[0][0] >= 40  # boxes scaled to original pixels
     store = Store(index_dir)
     Indexer(store, tiny_embedder, ocr=create_ocr("tesseract:rus")).run(folder)
-    hits = SearchEngine(store, tiny_embedder).search("пожаловать", mode="keyword")
+    hits = SearchEngine(store, tiny_embedder).query("пожаловать", mode="keyword").hits
     assert [h.path.rsplit("/", 1)[1] for h in hits] == ["rus.png"]  # case folded in Cyrillic
 
 
@@ -288,13 +289,13 @@ def test_moved_file_copies_its_text_instead_of_reading_again(index_dir, image_di
     shutil.move(image_dir / "img004.png", image_dir / "sub" / "moved.png")
     report = Indexer(store, tiny_embedder, ocr=ocr, captioner=cap).run(image_dir)
     assert (report.reused, report.deleted, ocr.calls, cap.calls) == (1, 1, 9, 9)
-    rec = store.image_by_path(str((image_dir / "sub" / "moved.png").resolve()))
-    text = store.image_text(rec.id)
-    assert text["ocr_text"] == "HELLO QX-7781-B" and text["caption"].startswith("a picture saying")
-    assert set(text["stages"]) == {"ocr", "caption", "phash"}
+    rec = store.images.by_path(str((image_dir / "sub" / "moved.png").resolve()))
+    text = store.text.of(rec.id)
+    assert text.ocr_text == "HELLO QX-7781-B" and text.caption.startswith("a picture saying")
+    assert set(text.stages) == {"ocr", "caption", "phash"}
     engine = SearchEngine(store, tiny_embedder)
-    assert len(engine.search("moved", mode="keyword")) == 1
-    assert len(engine.search("img004", mode="keyword")) == 0  # the old path's document is gone
+    assert len(engine.query("moved", mode="keyword").hits) == 1
+    assert len(engine.query("img004", mode="keyword").hits) == 0  # the old path's document is gone
     assert store.db.execute("SELECT count(*) FROM search_fts").fetchone()[0] == 9
 
 
@@ -304,8 +305,8 @@ def test_captions_are_redone_when_ocr_arrives(index_dir, image_dir, tiny_embedde
     cap = FakeCaptioner()
     Indexer(store, tiny_embedder, ocr=FakeOcr(), captioner=cap).run(image_dir)
     assert cap.calls == 9
-    rec = store.image_by_path(str((image_dir / "img001.png").resolve()))
-    assert store.image_text(rec.id)["caption"] == "a picture saying HELLO QX-7781-B"
+    rec = store.images.by_path(str((image_dir / "img001.png").resolve()))
+    assert store.text.of(rec.id).caption == "a picture saying HELLO QX-7781-B"
 
 
 def test_changed_file_never_quotes_its_old_text(index_dir, image_dir, tiny_embedder):
@@ -313,9 +314,9 @@ def test_changed_file_never_quotes_its_old_text(index_dir, image_dir, tiny_embed
     Indexer(store, tiny_embedder, ocr=FakeOcr(), captioner=FakeCaptioner()).run(image_dir)
     make_image((9, 9, 9), size=(30, 30)).save(image_dir / "img001.png")
     Indexer(store, tiny_embedder, captioner=FakeCaptioner()).run(image_dir)  # OCR off now
-    rec = store.image_by_path(str((image_dir / "img001.png").resolve()))
-    text = store.image_text(rec.id)
-    assert text["ocr_text"] is None and text["caption"] == "a picture saying "
+    rec = store.images.by_path(str((image_dir / "img001.png").resolve()))
+    text = store.text.of(rec.id)
+    assert text.ocr_text is None and text.caption == "a picture saying "
 
 
 def test_folder_words_start_at_the_indexed_folder(index_dir, tmp_path, tiny_embedder):
@@ -323,8 +324,8 @@ def test_folder_words_start_at_the_indexed_folder(index_dir, tmp_path, tiny_embe
     store = Store(index_dir)
     Indexer(store, tiny_embedder).run(tmp_path / "deep" / "prefix" / "photos")
     engine = SearchEngine(store, tiny_embedder)
-    assert len(engine.search("photos beach", mode="keyword")) == 2
-    assert engine.search("prefix", mode="keyword") == []
+    assert len(engine.query("photos beach", mode="keyword").hits) == 2
+    assert engine.query("prefix", mode="keyword").hits == []
 
 
 def test_rebuild_with_an_unavailable_stage_keeps_the_index(index_dir, image_dir, tiny_spec):
@@ -348,7 +349,7 @@ def test_keyword_search_needs_no_encoder_weights(index_dir, image_dir, tiny_spec
         raise SearchEngineError(f"weights for {spec} are not here")
 
     monkeypatch.setattr(registry, "create_embedder", unavailable)
-    monkeypatch.setattr("searchengine.search.create_embedder", unavailable)
+    monkeypatch.setattr("searchengine.search.engine.create_embedder", unavailable)
     r = runner.invoke(cli, ["search", "nested051", "--mode", "keyword", "--json", *base])
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)

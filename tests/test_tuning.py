@@ -116,9 +116,9 @@ def test_tune_applies_the_adapter_everywhere_and_can_be_removed(tmp_path, pairs_
     assert isinstance(adapted, AdaptedEmbedder)
     from PIL import Image
 
-    rec = store.image_by_path(str(gallery / "g000.png"))
+    rec = store.images.by_path(str(gallery / "g000.png"))
     expected = adapted.embed_images([Image.open(gallery / "g000.png").convert("RGB")])[0]
-    assert np.allclose(store.vector_of(rec.id, enc.dim), expected, atol=1e-5)
+    assert np.allclose(store.embeddings.of(rec.id, enc.dim), expected, atol=1e-5)
 
     # unadapted queries are refused, in the API and the CLI
     with pytest.raises(IndexMismatch):
@@ -128,9 +128,9 @@ def test_tune_applies_the_adapter_everywhere_and_can_be_removed(tmp_path, pairs_
     # new images are embedded with the adapter by later index runs
     make_image(seed=77).save(gallery / "new.png")
     run("index", gallery, "--index", index, "-q")
-    new = store.image_by_path(str(gallery / "new.png"))
+    new = store.images.by_path(str(gallery / "new.png"))
     fresh = adapted.embed_images([Image.open(gallery / "new.png").convert("RGB")])[0]
-    assert np.allclose(store.vector_of(new.id, enc.dim), fresh, atol=1e-5)
+    assert np.allclose(store.embeddings.of(new.id, enc.dim), fresh, atol=1e-5)
     # the CLI and the HTTP API search with it
     assert (
         json.loads(run("search", "pattern", "--index", index, "--json", "--min-score", "-1").stdout)[
@@ -142,16 +142,15 @@ def test_tune_applies_the_adapter_everywhere_and_can_be_removed(tmp_path, pairs_
 
     from searchengine.config import Settings
     from web.app import create_app
-    from web.service import ServiceConfig
 
-    client = TestClient(create_app(ServiceConfig(settings=Settings(index_path=index))))
+    client = TestClient(create_app(Settings(index_path=index)))
     body = client.get("/api/search", params={"q": "pattern", "min_score": -1}).json()
     assert body["encoder"] == enc.spec and body["results"]
 
     run("tune", "--no-adapter", "--index", index, "-q")
     assert Store(index).encoder().tag == "se-tiny:random"
     base_vec = create_embedder(tiny_spec).embed_images([Image.open(gallery / "g000.png").convert("RGB")])[0]
-    assert np.allclose(Store(index).vector_of(rec.id, enc.dim), base_vec, atol=1e-5)
+    assert np.allclose(Store(index).embeddings.of(rec.id, enc.dim), base_vec, atol=1e-5)
 
 
 def test_tune_refuses_an_empty_index_and_bad_pairs(tmp_path, pairs_file):

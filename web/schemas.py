@@ -78,7 +78,11 @@ class Count(BaseModel):
 class Leg(BaseModel):
     rank: int
     score: float
-    coverage: float | None = Field(None, description="Share of query terms the image's text holds.")
+    coverage: float | None = Field(
+        None,
+        exclude_if=lambda v: v is None,  # as the core (and the CLI) give it: keyword leg only
+        description="Share of query terms the image's text holds (keyword leg only).",
+    )
 
 
 class Hit(BaseModel):
@@ -128,6 +132,7 @@ class Ref(BaseModel):
     name: str
     path: str
     thumbnail: str
+    file: str
 
 
 class Stage(BaseModel):

@@ -15,20 +15,33 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
 from searchengine.config import Settings
-from searchengine.errors import IndexNotBuilt, SearchEngineError
+from searchengine.errors import IndexNotBuilt, NotFound, SearchEngineError
 from searchengine.imaging import load_image
 from searchengine.models.base import Embedder
 from searchengine.records import EncoderId, ImageRecord
 from searchengine.search import SearchEngine
 from searchengine.store.db import Store
 from searchengine.store.vectors import VectorCache
+
+__all__ = [
+    "Busy",
+    "Forbidden",
+    "IndexerFactory",
+    "IndexerLike",
+    "JobState",
+    "NotFound",
+    "Service",
+    "Unavailable",
+]
 
 log = logging.getLogger(__name__)
 
@@ -37,35 +50,30 @@ THUMB_SIZES = (128, 256, 512, 1024)
 THUMBS_DIR = "thumbs"
 
 
-@dataclass(frozen=True)
-class ServiceConfig:
-    """How ``searchengine serve`` runs.
+class IndexerLike(Protocol):
+    """What an index run needs of an indexer (``indexer.pipeline.Indexer`` is one)."""
 
-    :param roots: folders the service may index (``POST /api/index``); empty: the
-        folders the index already holds.
-    :param api_key: required (``X-API-Key``) by indexing and admin endpoints when set.
-    :param cors_origins: origins allowed to call the API from a browser; none: CORS off.
-    :param max_upload_bytes: larger uploads are refused with 413.
-    :param max_upload_pixels: uploaded images with more pixels are refused with 413.
-    :param refresh_interval: while an index run changes the store, the FAISS index
-        searched is reloaded at most this often (seconds).
-    """
+    def run(
+        self,
+        root: str,
+        *,
+        retry_failed: bool = False,
+        on_plan: Callable[[Any, int], None] | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> Any: ...
 
-    settings: Settings = field(default_factory=Settings)
-    roots: tuple[str, ...] = ()
-    api_key: str | None = None
-    cors_origins: tuple[str, ...] = ()
-    max_upload_bytes: int = 20 * 1024 * 1024
-    max_upload_pixels: int = 50_000_000
-    refresh_interval: float = 2.0
+
+#: Builds an indexer over a store (its own connection) with the service's settings:
+#: ``indexer.pipeline.Indexer.from_settings``, passed in by ``searchengine serve``.
+IndexerFactory = Callable[[Store, Settings], IndexerLike]
 
 
 class Forbidden(SearchEngineError):
     """The request names something the service must not hand out."""
 
 
-class NotFound(SearchEngineError):
-    """The request names something that does not exist (any more)."""
+class Unavailable(SearchEngineError):
+    """The service was started without what the request needs (an indexer)."""
 
 
 class Busy(SearchEngineError):
@@ -133,9 +141,15 @@ def _now() -> str:
 class Service:
     """The state behind one running app (one index folder)."""
 
-    def __init__(self, config: ServiceConfig) -> None:
-        self.config = config
-        self.index_dir = Path(config.settings.index_path)
+    def __init__(self, settings: Settings, indexer_factory: IndexerFactory | None = None) -> None:
+        """Open (create, migrate) the index at ``settings.index_path``.
+
+        :param indexer_factory: ``factory(store, settings)`` builds the indexer an index run
+            uses (``Indexer.from_settings``); without one, index runs are refused.
+        """
+        self.settings = settings
+        self.indexer_factory = indexer_factory
+        self.index_dir = Path(settings.index_path)
         self._local = threading.local()
         self._lock = threading.Lock()
         self._embedder: _Serialised | None = None
@@ -174,8 +188,8 @@ class Service:
                 from searchengine.models.registry import create_embedder
 
                 self._embedder = _Serialised(create_embedder(recorded.spec, self.index_dir))
-                self._cache = VectorCache(recorded.dim, self.config.refresh_interval)
-                self._cache.min_interval = self.config.refresh_interval if self.indexing else 0.0
+                self._cache = VectorCache(recorded.dim, self.settings.refresh_interval)
+                self._cache.min_interval = self.settings.refresh_interval if self.indexing else 0.0
             return self._embedder, self._cache
 
     def warm_up(self) -> None:
@@ -194,7 +208,7 @@ class Service:
 
         :raises NotFound: no such id.
         """
-        rec = self.store().images_by_id([image_id]).get(image_id)
+        rec = self.store().images.by_id([image_id]).get(image_id)
         if rec is None:
             raise NotFound(f"no indexed image with id {image_id}")
         return rec
@@ -228,7 +242,7 @@ class Service:
         out = self.index_dir / THUMBS_DIR / rec.sha256[:2] / f"{rec.sha256}-{side}.webp"
         if out.is_file():
             return out
-        image, _ = load_image(source, max_pixels=self.config.settings.max_pixels, max_side=side)
+        image, _ = load_image(source, max_pixels=self.settings.max_pixels, max_side=side)
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.name}.{os.getpid()}-{threading.get_ident()}.tmp")
         image.save(tmp, "WEBP", quality=82, method=4)
@@ -242,9 +256,9 @@ class Service:
 
     def allowed_roots(self) -> list[str]:
         """Folders the service may index: the configured ones, else the index's own."""
-        if self.config.roots:
-            return [str(Path(r).expanduser().resolve()) for r in self.config.roots]
-        return self.store().roots()
+        if self.settings.roots:
+            return [str(Path(r).expanduser().resolve()) for r in self.settings.roots]
+        return self.store().images.roots()
 
     def job(self) -> JobState:
         job = self._job
@@ -257,10 +271,13 @@ class Service:
     def start_index(self, root: str | None = None, retry_failed: bool = False) -> JobState:
         """Start (re)indexing ``root`` (or every allowed root) in the background.
 
+        :raises Unavailable: the service was started without an indexer.
         :raises Forbidden: ``root`` is not one the service may index.
         :raises Busy: a run is in progress.
         :raises SearchEngineError: there is nothing to index.
         """
+        if self.indexer_factory is None:
+            raise Unavailable("this service was started without an indexer: run it with 'searchengine serve'")
         allowed = self.allowed_roots()
         if root is not None:
             try:
@@ -283,7 +300,7 @@ class Service:
             self._job = JobState(state="running", roots=roots, started_at=_now())
             self._job_started = time.monotonic()
             if self._cache is not None:
-                self._cache.min_interval = self.config.refresh_interval
+                self._cache.min_interval = self.settings.refresh_interval
             self._job_thread = threading.Thread(
                 target=self._run_index, args=(roots, retry_failed), name="index-run", daemon=True
             )
@@ -298,12 +315,10 @@ class Service:
         return self.job()
 
     def _run_index(self, roots: list[str], retry_failed: bool) -> None:
-        from indexer.pipeline import Indexer
-
         job = self._job
         store = Store(self.index_dir)  # the run's own connection, and its own encoder
         try:
-            indexer = Indexer.from_settings(store, self.config.settings)
+            indexer = self.indexer_factory(store, self.settings)
 
             def planned(report, todo: int) -> None:
                 job.scanned += report.scanned

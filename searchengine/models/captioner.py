@@ -20,6 +20,7 @@ from PIL import Image
 from searchengine.errors import ModelNotFound
 from searchengine.models.base import hub_offline
 from searchengine.records import Caption
+from searchengine.text import article, join_words
 
 #: Labels at or above this probability become tags (and words of the caption).
 LABEL_FLOOR = 0.15
@@ -29,10 +30,6 @@ COLOUR_FLOOR = 0.15
 _STOPWORDS = frozenset(
     "a an the of on in at with and or to is are there it its this that for from by as some two three".split()
 )
-
-
-def _article(word: str) -> str:
-    return "an" if word[:1].lower() in "aeiou" else "a"
 
 
 def colour_name(rgb: tuple[int, int, int]) -> str:
@@ -72,11 +69,6 @@ def dominant_colours(image: Image.Image, floor: float = COLOUR_FLOOR) -> list[st
     return [n for n, share in sorted(shares.items(), key=lambda kv: -kv[1]) if share >= floor][:3]
 
 
-def _join(words: Sequence[str], last: str = "and") -> str:
-    words = list(words)
-    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} {last} {words[-1]}"
-
-
 def describe(labels: Sequence[tuple[str, float]], colours: Sequence[str], text: str) -> Caption:
     """Compose an honest caption from measured facts only.
 
@@ -86,8 +78,8 @@ def describe(labels: Sequence[tuple[str, float]], colours: Sequence[str], text: 
     """
     parts = []
     if labels:
-        names = [f"{_article(n)} {n}" for n, _ in labels]
-        parts.append(f"Looks like {_join(names, 'or')}")
+        names = [f"{article(n)} {n}" for n, _ in labels]
+        parts.append(f"Looks like {join_words(names, 'or')}")
     snippet = " ".join(text.split())
     if sum(ch.isalnum() for ch in snippet) < 3:  # a stray "O" or "8" is not text worth quoting
         snippet = ""
@@ -97,18 +89,24 @@ def describe(labels: Sequence[tuple[str, float]], colours: Sequence[str], text: 
         parts.append(f'{"with" if parts else "Shows"} the text "{snippet}"')
     sentence = " ".join(parts) if parts else "An image"
     if colours:
-        sentence += f"; mostly {_join(colours)}"
+        sentence += f"; mostly {join_words(colours)}"
     tags = [n.lower() for n, _ in labels] + list(colours)
     if snippet:
         tags.append("text")
-    return Caption(sentence + ".", tuple(dict.fromkeys(tags)))
+    return Caption(
+        sentence + ".",
+        tuple(dict.fromkeys(tags)),
+        labels=tuple((n, float(p)) for n, p in labels),
+        colours=tuple(colours),
+        quoted=snippet,
+    )
 
 
 class OfflineCaptioner:
     """Describes images from ImageNet labels, pixel colours and OCR text (no downloads)."""
 
     name = "offline"
-    tag = "labels-colours-ocr-v1"
+    tag = "labels-colours-ocr-v2"  # v2: the caption parts are stored with it (exports)
 
     def __init__(self, backbone: str = "lite0", floor: float = LABEL_FLOOR) -> None:
         from searchengine.models.conse import imagenet_lemmas, weights_path

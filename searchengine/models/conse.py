@@ -225,12 +225,15 @@ class ConSEEmbedder:
     # -- text tower -------------------------------------------------------
     def _text(self):
         if self._text_model is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
             from sentence_transformers import SentenceTransformer
             from transformers.utils import logging as hf_logging
 
             hf_logging.disable_progress_bar()
-            self._text_model = SentenceTransformer(str(minilm_path()), device=self.device)
+            # a local folder, never the hub; no process-wide HF_HUB_OFFLINE (a CLIP or
+            # BLIP load later in the same process may download)
+            self._text_model = SentenceTransformer(
+                str(minilm_path()), device=self.device, local_files_only=True
+            )
         return self._text_model
 
     def _encode_sentences(self, texts: Sequence[str]) -> np.ndarray:

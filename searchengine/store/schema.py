@@ -7,11 +7,11 @@ from a newer version of the program is refused rather than guessed at.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Callable
 
 from searchengine.errors import SchemaTooNew
+from searchengine.store.fts import refresh_document
 from searchengine.text import name_and_folder, split_letters_digits
 
 SCHEMA_0001 = """
@@ -126,35 +126,12 @@ CREATE VIRTUAL TABLE search_fts USING fts5(
 """
 
 
-def refresh_fts(conn: sqlite3.Connection, image_id: int) -> None:
-    """Rebuild the keyword document of one image from its current rows.
-
-    Fields: file name, folder (below the indexed root), caption, caption and user
-    tags, OCR text, metadata values.
-    """
-    row = conn.execute(
-        "SELECT i.path, i.root, coalesce(c.text, ''), coalesce(c.tags, '[]'), coalesce(o.text, '') "
-        "FROM images i LEFT JOIN captions c ON c.image_id = i.id "
-        "LEFT JOIN ocr o ON o.image_id = i.id WHERE i.id = ?",
-        [image_id],
-    ).fetchone()
-    conn.execute("DELETE FROM search_fts WHERE rowid = ?", [image_id])
-    if row is None:
-        return
-    path, root, caption, tags, ocr = row
-    user = [
-        t for (t,) in conn.execute("SELECT tag FROM user_tags WHERE image_id = ? ORDER BY tag", [image_id])
-    ]
-    meta = [
-        v for (v,) in conn.execute("SELECT value FROM metadata WHERE image_id = ? ORDER BY key", [image_id])
-    ]
-    name, folder = name_and_folder(path, root)
-    fields = (name, folder, caption, " ".join(json.loads(tags) + user), ocr, "\n".join(meta))
-    conn.execute(
-        "INSERT INTO search_fts(rowid, name, folder, caption, tags, ocr, meta) VALUES (?,?,?,?,?,?,?)",
-        [image_id, *(split_letters_digits(t) for t in fields)],
-    )
-
+SCHEMA_0004 = """
+-- What a composed caption says, as data (JSON {"labels": [[label, p]], "colours": [...],
+-- "quoted": "..."}); NULL for captioners that write prose only. Exports read this,
+-- never the caption's prose.
+ALTER TABLE captions ADD COLUMN parts TEXT
+"""
 
 Migration = Callable[[sqlite3.Connection], None]
 
@@ -185,13 +162,18 @@ def _m0002_text(conn: sqlite3.Connection) -> None:
 def _m0003_library(conn: sqlite3.Connection) -> None:
     _script(conn, SCHEMA_0003)
     for (image_id,) in conn.execute("SELECT id FROM images").fetchall():
-        refresh_fts(conn, image_id)  # the keyword index gains its metadata column
+        refresh_document(conn, image_id)  # the keyword index gains its metadata column
+
+
+def _m0004_caption_parts(conn: sqlite3.Connection) -> None:
+    _script(conn, SCHEMA_0004)
 
 
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_initial", _m0001_initial),
     ("0002_captions_ocr_fts", _m0002_text),
     ("0003_metadata_tags_collections_duplicates", _m0003_library),
+    ("0004_caption_parts", _m0004_caption_parts),
 ]
 
 

@@ -13,7 +13,9 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import faiss
 import numpy as np
@@ -21,6 +23,7 @@ import numpy as np
 from searchengine.store.db import Store
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 INDEX_NAME = "vectors.faiss"
 STATE_NAME = "vectors.json"
@@ -72,6 +75,20 @@ class VectorIndex:
         self.index = index
         self.key = key
         self.generation = generation
+        self._memo: dict[tuple, object] = {}
+        self._memo_lock = threading.Lock()
+
+    def memo(self, key: tuple, compute: Callable[[], T]) -> T:
+        """Return ``compute()`` once per key for this index (e.g. its relevance cutoff).
+
+        Kept on the index itself, so a value always belongs to the generation it was
+        computed from, however indexes are swapped meanwhile; threads asking at once
+        compute it once.
+        """
+        with self._memo_lock:
+            if key not in self._memo:
+                self._memo[key] = compute()
+            return self._memo[key]
 
     @property
     def ntotal(self) -> int:
@@ -101,7 +118,7 @@ class VectorIndex:
     def rebuild(cls, store: Store, dim: int) -> VectorIndex:
         """Build from every embedding in SQLite and save atomically."""
         gen = store.generation()
-        ids, vecs = store.all_vectors(dim)
+        ids, vecs = store.embeddings.all(dim)
         key = choose_index_key(len(ids), dim)
         vi = cls(build_index(key, ids, vecs), key, gen)
         vi.save(store.dir)
@@ -163,7 +180,6 @@ class VectorCache:
         self._current: VectorIndex | None = None
         self._loaded_at = 0.0
         self._lock = threading.Lock()
-        self._memo: dict[tuple, object] = {}
 
     @property
     def current(self) -> VectorIndex | None:
@@ -185,16 +201,7 @@ class VectorCache:
         try:
             if self._current is None or self._current.generation != store.generation():
                 self._current = VectorIndex.open(store, self.dim)
-                self._memo.clear()
             self._loaded_at = time.monotonic()
             return self._current
         finally:
             self._lock.release()
-
-    def memo(self, key: tuple, compute):
-        """Return ``compute()`` cached for the current index generation (e.g. its cutoff)."""
-        gen = self._current.generation if self._current else None
-        full = (gen, *key)
-        if full not in self._memo:
-            self._memo[full] = compute()
-        return self._memo[full]

@@ -10,6 +10,7 @@ import time
 import numpy as np
 
 from indexer.pipeline import Indexer, IndexReport
+from indexer.prepare import Preparer
 from searchengine.store.db import DB_NAME, Store
 from searchengine.store.vectors import VectorIndex
 from tests.conftest import REPO, write_images
@@ -105,6 +106,7 @@ def test_resume_only_processes_what_was_not_committed(tmp_path, tiny_embedder):
     indexer = Indexer(store, tiny_embedder, batch_size=4)
     todo, _, _ = indexer.plan(folder)
     # commit the first batch by hand, as an interrupted run would have
-    indexer._commit([indexer._prepare_one(job) for job in todo[:4]], IndexReport(root=str(folder.resolve())))
+    prepare = Preparer(indexer.tools, {}, None, indexer.max_pixels)
+    indexer._commit([prepare(job) for job in todo[:4]], IndexReport(root=str(folder.resolve())))
     report = indexer.run(folder)
     assert (report.unchanged, report.embedded) == (4, 6)

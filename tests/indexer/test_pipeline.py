@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from indexer.pipeline import Indexer
-from searchengine.errors import IndexMismatch, SearchEngineError
+from searchengine.errors import IndexMismatch, SearchEngineError, SystemicFailure
 from searchengine.models.registry import create_embedder
 from searchengine.search import SearchEngine
 from searchengine.store.db import Store
@@ -48,7 +48,7 @@ def test_round_trip_scores_are_true_cosines(index_dir, image_dir, tiny_embedder)
     store, report = run(index_dir, image_dir, tiny_embedder)
     assert (report.scanned, report.embedded, report.failed) == (9, 9, 0)
     engine = SearchEngine(store, tiny_embedder)
-    hits = engine.search("a red square", k=20)
+    hits = engine.query("a red square", limit=20, mode="vector", min_score=-1, explain=True).hits
     assert len(hits) == 9
     assert [h.rank for h in hits] == list(range(1, 10))
     paths = sorted(str(p) for p in image_dir.rglob("*.png"))
@@ -58,10 +58,10 @@ def test_round_trip_scores_are_true_cosines(index_dir, image_dir, tiny_embedder)
     q = tiny_embedder.embed_texts(["a red square"])[0]
     for h in hits:
         v = tiny_embedder.embed_images([load_image(h.path)[0]])[0]
-        assert h.score == pytest.approx(float(q @ v), abs=1e-4)
-    scores = [h.score for h in hits]
+        assert h.legs["vector"]["score"] == pytest.approx(float(q @ v), abs=1e-4)
+    scores = [h.legs["vector"]["score"] for h in hits]
     assert scores == sorted(scores, reverse=True)
-    assert len(engine.search("a red square", k=3)) == 3
+    assert len(engine.query("a red square", limit=3, mode="vector", min_score=-1).hits) == 3
 
 
 def test_reindex_unchanged_embeds_nothing(index_dir, image_dir, counting):
@@ -85,7 +85,7 @@ def test_deleted_file_leaves_results(index_dir, image_dir, tiny_embedder):
     victim.unlink()
     store, report = run(index_dir, image_dir, tiny_embedder)
     assert report.deleted == 1
-    hits = SearchEngine(store, tiny_embedder).search("anything", k=50)
+    hits = SearchEngine(store, tiny_embedder).query("anything", limit=50, mode="vector", min_score=-1).hits
     assert str(victim) not in {h.path for h in hits} and len(hits) == 8
 
 
@@ -109,7 +109,7 @@ def test_moved_file_reuses_its_vector(index_dir, image_dir, counting):
 def test_index_refuses_another_encoder(index_dir, image_dir, tiny_embedder, tiny_spec_other):
     store, _ = run(index_dir, image_dir, tiny_embedder)
     other = create_embedder(tiny_spec_other)
-    with pytest.raises(IndexMismatch, match="--rebuild"):
+    with pytest.raises(IndexMismatch, match="--index NEW_FOLDER"):
         Indexer(store, other).run(image_dir)
     with pytest.raises(IndexMismatch, match="se-tiny:random"):
         SearchEngine(store, other)
@@ -125,9 +125,9 @@ def test_hostile_corpus_indexes_without_crash(tmp_path, index_dir, tiny_embedder
             assert name not in failures
         else:
             assert fragment in failures[name], (name, failures.get(name))
-    stored = {f.path.rsplit("/", 1)[1]: f.error for f in store.failures()}
+    stored = {f.path.rsplit("/", 1)[1]: f.error for f in store.images.failures()}
     assert stored == failures
-    hits = SearchEngine(store, tiny_embedder).search("x", k=100)
+    hits = SearchEngine(store, tiny_embedder).query("x", limit=100, mode="vector", min_score=-1).hits
     good = {n for n, f in expected.items() if f is None}
     assert {h.path.rsplit("/", 1)[1] for h in hits} == good
     _, again = run(index_dir, folder, tiny_embedder)  # failures are remembered, not retried
@@ -146,7 +146,7 @@ def test_batch_error_isolates_the_bad_image(index_dir, image_dir, tiny_embedder)
     make_image((1, 2, 3)).save(image_dir / "poison.png")
     store, report = run(index_dir, image_dir, Flaky(tiny_embedder))
     assert report.failed == 1 and report.embedded == 9
-    assert "backend exploded" in store.failures()[0].error
+    assert "backend exploded" in store.images.failures()[0].error
 
 
 def test_not_a_folder(index_dir, tmp_path, tiny_embedder):
@@ -156,6 +156,40 @@ def test_not_a_folder(index_dir, tmp_path, tiny_embedder):
 
 def test_vectors_stored_in_sqlite_are_unit_norm(index_dir, image_dir, tiny_embedder):
     store, _ = run(index_dir, image_dir, tiny_embedder)
-    ids, vecs = store.all_vectors(tiny_embedder.id.dim)
+    ids, vecs = store.embeddings.all(tiny_embedder.id.dim)
     assert len(ids) == 9 and vecs.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, rtol=1e-5)
+
+
+class BrokenEmbedder(CountingEmbedder):
+    """A backend that fails on everything, as a broken install or a full disk would."""
+
+    def __init__(self, inner, exc):
+        super().__init__(inner)
+        self.exc = exc
+
+    def embed_images(self, images):
+        raise self.exc
+
+
+@pytest.mark.parametrize("exc", [RuntimeError("model weights corrupt"), MemoryError()])
+def test_systemic_failure_stops_the_run_and_marks_no_file_failed(index_dir, image_dir, tiny_embedder, exc):
+    with pytest.raises(SystemicFailure, match="run stopped"):
+        run(index_dir, image_dir, BrokenEmbedder(tiny_embedder, exc))
+    store = Store(index_dir)
+    assert store.images.failures() == [] and store.images.counts().ok == 0
+    _, report = run(index_dir, image_dir, tiny_embedder)  # fixed: everything is indexed, no --retry-failed
+    assert (report.embedded, report.failed) == (9, 0)
+
+
+def test_ocr_crashing_on_every_image_stops_the_run(index_dir, image_dir, tiny_embedder):
+    class DeadOcr:
+        id = "dead-ocr:1"
+
+        def read(self, image, scale=1.0):
+            raise RuntimeError("onnxruntime session failed")
+
+    store = Store(index_dir)
+    with pytest.raises(SystemicFailure, match="OCR failed on every image"):
+        Indexer(store, tiny_embedder, ocr=DeadOcr(), batch_size=4).run(image_dir)
+    assert store.text.of(1).stages == {} and store.images.counts().stage_errors == 0

@@ -34,7 +34,7 @@ def test_unlistable_subfolder_keeps_its_rows(index_dir, image_dir, tiny_embedder
     _refuse_listing(monkeypatch, image_dir / "sub")
     store, report = _run(index_dir, image_dir, tiny_embedder)
     assert report.deleted == 0
-    assert store.counts()["ok"] == 9
+    assert store.images.counts().ok == 9
 
 
 def test_unlistable_root_is_an_error_not_an_empty_folder(index_dir, image_dir, tiny_embedder, monkeypatch):
@@ -42,7 +42,7 @@ def test_unlistable_root_is_an_error_not_an_empty_folder(index_dir, image_dir, t
     _refuse_listing(monkeypatch, image_dir.resolve())
     with pytest.raises(SearchEngineError, match="cannot list folder"):
         _run(index_dir, image_dir, tiny_embedder)
-    assert Store(index_dir).counts()["ok"] == 9
+    assert Store(index_dir).images.counts().ok == 9
 
 
 def test_hidden_folder_indexed_directly_survives_parent_run(index_dir, tmp_path, tiny_embedder):
@@ -51,7 +51,7 @@ def test_hidden_folder_indexed_directly_survives_parent_run(index_dir, tmp_path,
     write_images(root / ".hid", 2, prefix="h", start=10)
     _run(index_dir, root / ".hid", tiny_embedder)
     store, report = _run(index_dir, root, tiny_embedder)
-    assert report.deleted == 0 and store.counts()["ok"] == 4
+    assert report.deleted == 0 and store.images.counts().ok == 4
 
 
 def test_undecodable_file_name_is_reported_not_fatal(index_dir, tmp_path, tiny_embedder):
@@ -59,7 +59,7 @@ def test_undecodable_file_name_is_reported_not_fatal(index_dir, tmp_path, tiny_e
     write_images(folder, 2)
     os.rename(folder / "img000.png", os.path.join(os.fsencode(folder), b"bad\xff.png"))
     store, report = _run(index_dir, folder, tiny_embedder)
-    assert store.counts()["ok"] == 1
+    assert store.images.counts().ok == 1
     assert any("not valid UTF-8" in reason for _, reason in report.failures)
 
 
@@ -72,11 +72,15 @@ def test_recreated_database_never_reuses_old_vectors(index_dir, tmp_path, tiny_e
         if name.startswith(DB_NAME):
             os.remove(index_dir / name)
     store, _ = _run(index_dir, b, tiny_embedder)
-    hits = SearchEngine(store, tiny_embedder).search("x", k=10)
+    hits = (
+        SearchEngine(store, tiny_embedder)
+        .query("x", limit=10, mode="vector", min_score=-1, explain=True)
+        .hits
+    )
     assert {h.path.rsplit("/", 2)[1] for h in hits} == {"b"}
     q = tiny_embedder.embed_texts(["x"])[0]
-    _, vecs = store.all_vectors(tiny_embedder.id.dim)
-    assert hits[0].score == pytest.approx(float((vecs @ q).max()), abs=1e-5)
+    _, vecs = store.embeddings.all(tiny_embedder.id.dim)
+    assert hits[0].legs["vector"]["score"] == pytest.approx(float((vecs @ q).max()), abs=1e-5)
 
 
 def test_state_file_of_the_wrong_shape_means_rebuild(index_dir, image_dir, tiny_embedder):

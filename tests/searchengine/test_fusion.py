@@ -1,6 +1,6 @@
 import pytest
 
-from searchengine.fusion import rrf, weighted
+from searchengine.search.fusion import rrf, weighted
 
 
 def test_rrf_scores_and_explains():

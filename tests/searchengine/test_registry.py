@@ -67,3 +67,16 @@ def test_clip_loads_a_local_checkpoint(tmp_path, tiny_embedder):
 def test_offline_unknown_tag():
     with pytest.raises(ModelNotFound, match="this version knows"):
         create_embedder("offline:lite9-old")
+
+
+@pytest.mark.slow
+def test_offline_text_tower_loads_without_touching_the_process_environment(monkeypatch):
+    """Loading MiniLM from its package folder must not switch the whole process offline
+    (a later CLIP or BLIP load in the same server may need to download)."""
+    import os
+
+    from searchengine.models.conse import ConSEEmbedder
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    vec = ConSEEmbedder().embed_texts(["a red kite"])
+    assert vec.shape == (1, 384) and "HF_HUB_OFFLINE" not in os.environ

@@ -4,7 +4,8 @@ import pytest
 
 from searchengine.errors import IndexMismatch, SchemaTooNew
 from searchengine.records import EncoderId
-from searchengine.store.db import ImageWrite, Store
+from searchengine.store.db import Store
+from searchengine.store.images import ImageWrite
 from searchengine.store.schema import MIGRATIONS, current_version, migrate
 
 
@@ -28,9 +29,9 @@ def test_bind_encoder_refuses_another(tmp_path):
     store = Store(tmp_path)
     store.bind_encoder(EncoderId("clip", "A:x", 64))
     store.bind_encoder(EncoderId("clip", "A:x", 64))  # same: fine
-    with pytest.raises(IndexMismatch, match="--rebuild"):
+    with pytest.raises(IndexMismatch, match="--index NEW_FOLDER"):
         store.bind_encoder(EncoderId("offline", "y", 384))
-    store.clear()
+    store.images.clear()
     store.bind_encoder(EncoderId("offline", "y", 384))
     assert store.encoder() == EncoderId("offline", "y", 384)
 
@@ -52,17 +53,19 @@ def test_write_delete_and_generation(tmp_path):
         "error": None,
     }
     bad = dict(row, path="/r/b.png", sha256="h2", status="failed", error="not an image")
-    store.write_batch([ImageWrite("/r/a.png", row=row, vector=b"\x00" * 8), ImageWrite("/r/b.png", row=bad)])
+    store.images.write_batch(
+        [ImageWrite("/r/a.png", row=row, vector=b"\x00" * 8), ImageWrite("/r/b.png", row=bad)]
+    )
     g1 = store.generation()
     assert g1 != g0
-    counts = store.counts()
-    assert (counts["ok"], counts["failed"], counts["images"], counts["vectors"]) == (1, 1, 2, 1)
-    assert [f.error for f in store.failures()] == ["not an image"]
-    assert store.vector_for_hash("h") == b"\x00" * 8
-    assert set(store.rows_under("/r")) == {"/r/a.png", "/r/b.png"}
-    assert store.rows_under("/r2") == {}
-    assert store.delete_paths(["/r/a.png"]) == 1
-    assert store.counts()["vectors"] == 0  # cascade
+    counts = store.images.counts()
+    assert (counts.ok, counts.failed, counts.images, counts.vectors) == (1, 1, 2, 1)
+    assert [f.error for f in store.images.failures()] == ["not an image"]
+    assert store.embeddings.for_hash("h") == b"\x00" * 8
+    assert set(store.images.rows_under("/r")) == {"/r/a.png", "/r/b.png"}
+    assert store.images.rows_under("/r2") == {}
+    assert store.images.delete_paths(["/r/a.png"]) == 1
+    assert store.images.counts().vectors == 0  # cascade
     assert store.generation() not in (g0, g1)
 
 
@@ -100,8 +103,9 @@ def test_a_version_2_index_upgrades_in_place(tmp_path, tiny_embedder):
     conn.close()
 
     store = Store(tmp_path / "index")
-    assert current_version(store.db.conn) == len(MIGRATIONS) == 3
-    assert len(store.keyword_search('"kite"', 10)) == 3  # the keyword index was rebuilt with its text
-    assert store.phashes() == {}
+    assert current_version(store.db.conn) == len(MIGRATIONS) == 4
+    assert "parts" in {c.name for c in store.db["captions"].columns}  # 0004: caption parts
+    assert len(store.text.keyword_search('"kite"', 10)) == 3  # the keyword index was rebuilt with its text
+    assert store.duplicates.phashes() == {}
     Indexer(store, tiny_embedder).run(root)  # new content hashes: re-embedded, hashed
-    assert len(store.phashes()) == 3
+    assert len(store.duplicates.phashes()) == 3

@@ -4,7 +4,8 @@ import pytest
 
 from searchengine.models.base import l2_normalize
 from searchengine.records import EncoderId
-from searchengine.store.db import ImageWrite, Store
+from searchengine.store.db import Store
+from searchengine.store.images import ImageWrite
 from searchengine.store.vectors import INDEX_NAME, VectorIndex, build_index, choose_index_key
 
 
@@ -59,7 +60,7 @@ def _store_with_vectors(tmp_path, n=10, dim=8):
         }
         for i in range(n)
     ]
-    store.write_batch(
+    store.images.write_batch(
         [ImageWrite(r["path"], row=r, vector=v.tobytes()) for r, v in zip(rows, vecs, strict=True)]
     )
     return store, vecs
@@ -78,7 +79,7 @@ def test_vector_index_saved_then_reused(tmp_path):
 def test_vector_index_rebuilt_when_stale_or_missing_or_corrupt(tmp_path):
     store, _ = _store_with_vectors(tmp_path)
     VectorIndex.open(store, 8)
-    store.delete_paths(["/x/0.png", "/x/1.png"])
+    store.images.delete_paths(["/x/0.png", "/x/1.png"])
     assert VectorIndex.open(store, 8).ntotal == 8  # stale: generation moved on
     (tmp_path / INDEX_NAME).unlink()
     assert VectorIndex.open(store, 8).ntotal == 8  # missing

@@ -56,16 +56,20 @@ def gallery(tmp_path_factory, tiny_embedder):
     return root, index
 
 
-def make_client(index: Path, **config):
+def make_client(index: Path, indexer_factory=Indexer.from_settings, **fields):
+    """A client over an app on ``index``; ``fields`` override the environment's settings.
+
+    Index runs use the real indexer (as ``searchengine serve``) unless ``indexer_factory``
+    says otherwise (None: a service started without one).
+    """
     from dataclasses import replace
 
     from fastapi.testclient import TestClient
 
     from web.app import create_app
-    from web.service import ServiceConfig
 
-    settings = replace(Settings.from_env(), index_path=index)  # stages: SE_OCR, SE_CAPTIONER
-    app = create_app(ServiceConfig(settings=settings, **config))
+    settings = replace(Settings.from_env(), index_path=index, **fields)  # stages: SE_OCR, SE_CAPTIONER
+    app = create_app(settings, indexer_factory=indexer_factory)
     return TestClient(app, raise_server_exceptions=False)
 
 

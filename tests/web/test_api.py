@@ -32,14 +32,14 @@ def png_bytes(im: Image.Image, fmt: str = "PNG") -> bytes:
 
 
 # -- health, stats, filters, page ----------------------------------------------------------
-def test_health_stats_and_filters(client, gallery):
+def test_health_stats_and_filters(client, gallery, tiny_embedder):
     root, index = gallery
     h = client.get("/api/health").json()
     assert h == {
         "status": "ok",
         "index": str(index),
         "images": 10,
-        "encoder": h["encoder"],
+        "encoder": tiny_embedder.id.spec,  # the encoder the gallery was indexed with
         "indexing": False,
     }
     s = client.get("/api/stats").json()
@@ -334,6 +334,131 @@ def test_cors_is_off_unless_configured(gallery):
     assert "access-control-allow-origin" not in r.headers
 
 
+def test_the_environment_key_guards_an_app_built_without_settings(tmp_path, gallery, monkeypatch):
+    """create_app() (uvicorn's factory, tests) reads SE_API_KEY: the admin endpoints are never left open."""
+    from fastapi.testclient import TestClient
+
+    from web.app import create_app
+
+    copy = tmp_path / "index"
+    shutil.copytree(gallery[1], copy, ignore=shutil.ignore_patterns("thumbs"))
+    monkeypatch.setenv("SE_INDEX", str(copy))
+    monkeypatch.setenv("SE_API_KEY", "from-env")
+    client = TestClient(create_app(), raise_server_exceptions=False)
+    rid = client.get("/api/search", params={"q": "QX-220", "mode": "keyword"}).json()["results"][0]["id"]
+
+    for headers in ({}, {"X-API-Key": "wrong"}):
+        r = client.post("/api/index", headers=headers)
+        assert r.status_code == 401 and "API key" in r.json()["detail"]
+        assert (
+            client.post(f"/api/images/{rid}/tags", json={"tags": ["x"]}, headers=headers).status_code == 401
+        )
+    key = {"X-API-Key": "from-env"}
+    assert client.post(f"/api/images/{rid}/tags", json={"tags": ["x"]}, headers=key).json() == ["x"]
+    r = client.post("/api/index", headers=key)  # allowed, but built without an indexer
+    assert r.status_code == 503
+    assert r.json()["detail"] == (
+        "this service was started without an indexer: run it with 'searchengine serve'"
+    )
+    schema = client.get("/openapi.json").json()
+    assert "APIKeyHeader" in schema["components"]["securitySchemes"]
+    assert schema["paths"]["/api/index"]["post"]["security"] == [{"APIKeyHeader": []}]
+    assert "security" not in schema["paths"]["/api/index"]["get"]
+
+
+def test_the_schema_names_no_key_when_none_is_set(client):
+    schema = client.get("/openapi.json").json()
+    assert "securitySchemes" not in schema.get("components", {})
+    assert not any("security" in op for path in schema["paths"].values() for op in path.values())
+
+
+def test_the_web_edge_does_not_import_the_indexer():
+    import subprocess
+    import sys
+
+    code = "import sys, web.app; print(sorted(m for m in sys.modules if m.split('.')[0] == 'indexer'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_a_service_without_an_indexer_refuses_index_runs_with_503(gallery):
+    client = make_client(gallery[1], indexer_factory=None)
+    r = client.post("/api/index", json={})
+    assert r.status_code == 503 and "without an indexer" in r.json()["detail"]
+    assert client.get("/api/index").json()["state"] == "idle"
+
+
+def test_a_broken_database_is_503_not_500(gallery):
+    """The app finds its service through a dependency, so a test can swap it."""
+    import sqlite3
+
+    from web.deps import get_service
+
+    class Broken:
+        def store(self):
+            raise sqlite3.OperationalError("database is locked")
+
+    client = make_client(gallery[1])
+    client.app.dependency_overrides[get_service] = Broken
+    r = client.get("/api/health")
+    assert r.status_code == 503 and "database is locked" in r.json()["detail"]
+    client.app.dependency_overrides.clear()
+    assert client.get("/api/health").status_code == 200
+
+
+def test_service_settings_are_read_from_the_environment():
+    from searchengine.config import Settings
+
+    s = Settings.from_env(
+        {
+            "SE_API_KEY": "k",
+            "SE_CORS_ORIGINS": " https://shop.example, http://localhost:3000 ,",
+            "SE_MAX_UPLOAD_MB": "1.5",
+        }
+    )
+    assert s.api_key == "k" and "k" not in repr(s)  # never logged
+    assert s.cors_origins == ("https://shop.example", "http://localhost:3000")
+    assert s.max_upload_bytes == int(1.5 * 1024 * 1024)
+    assert (Settings().api_key, Settings().cors_origins, Settings().max_upload_bytes) == (None, (), 20 << 20)
+    for env, message in (
+        ({"SE_MAX_UPLOAD_MB": "lots"}, "SE_MAX_UPLOAD_MB must be a positive number, got 'lots'"),
+        ({"SE_MAX_UPLOAD_MB": "0"}, "SE_MAX_UPLOAD_MB must be a positive number"),
+        ({"SE_MAX_UPLOAD_MB": "nan"}, "SE_MAX_UPLOAD_MB must be a positive number"),
+        ({"SE_CORS_ORIGINS": "https://shop.example/"}, "no path or trailing slash"),
+        ({"SE_CORS_ORIGINS": "shop.example"}, "SE_CORS_ORIGINS must look like https://"),
+    ):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            Settings.from_env(env)
+
+
+def test_serve_flags_override_the_environment(tmp_path, monkeypatch):
+    import click
+
+    from searchengine.cli import _serve_settings
+
+    monkeypatch.setenv("SE_API_KEY", "env-key")
+    monkeypatch.setenv("SE_CORS_ORIGINS", "https://env.example")
+    monkeypatch.setenv("SE_MAX_UPLOAD_MB", "2")
+    env = _serve_settings(str(tmp_path), (), None, (), None)
+    assert (env.api_key, env.cors_origins, env.max_upload_bytes) == (
+        "env-key",
+        ("https://env.example",),
+        2 << 20,
+    )
+    flags = _serve_settings(str(tmp_path), (str(tmp_path),), "flag-key", ("https://flag.example",), 1.0)
+    assert (flags.api_key, flags.cors_origins, flags.max_upload_bytes) == (
+        "flag-key",
+        ("https://flag.example",),
+        1 << 20,
+    )
+    assert flags.roots == (str(tmp_path.resolve()),) and flags.index_path == tmp_path
+    with pytest.raises(click.BadParameter, match="no path or trailing slash"):
+        _serve_settings(str(tmp_path), (), None, ("https://flag.example/",), None)
+    monkeypatch.setenv("SE_MAX_UPLOAD_MB", "-3")
+    with pytest.raises(click.ClickException, match="SE_MAX_UPLOAD_MB must be a positive number"):
+        _serve_settings(str(tmp_path), (), None, (), None)
+
+
 class SlowOcr:
     """An OCR stand-in that takes its time, so searches overlap the index run."""
 
@@ -346,14 +471,21 @@ class SlowOcr:
         return OcrResult()
 
 
-def test_index_from_the_service_while_searching(tmp_path, tiny_embedder, monkeypatch):
-    import searchengine.models.registry as registry
+def test_index_from_the_service_while_searching(tmp_path, tiny_embedder):
+    from indexer.pipeline import Indexer
+    from searchengine.models.registry import create_captioner
 
     root, index = tmp_path / "photos", tmp_path / "index"
     build_gallery(root, index, tiny_embedder)
     write_images(root / "new", 40, prefix="new", start=100)
-    monkeypatch.setattr(registry, "create_ocr", lambda spec: SlowOcr())
-    client = make_client(index, api_key="s3cret", roots=(str(root),))
+
+    def slow_ocr_indexer(store, settings):  # as Indexer.from_settings, with an OCR that takes its time
+        captioner = create_captioner(settings.captioner)
+        return Indexer(
+            store, tiny_embedder, captioner=captioner, ocr=SlowOcr(), batch_size=settings.batch_size
+        )
+
+    client = make_client(index, indexer_factory=slow_ocr_indexer, api_key="s3cret", roots=(str(root),))
 
     assert client.post("/api/index").status_code == 401
     assert client.post("/api/index", headers={"X-API-Key": "wrong"}).status_code == 401
@@ -499,6 +631,12 @@ def test_tags_collections_duplicates_and_export_over_http(tmp_path, tiny_embedde
     key = {"X-API-Key": "k"}
     orig = client.get("/api/images/lookup", params={"path": str(root / "orig.png")}).json()
     assert [d["name"] for d in orig["duplicates"]] == ["copy.jpg"]
+    dup = orig["duplicates"][0]
+    assert (dup["thumbnail"], dup["file"]) == (
+        f"/api/images/{dup['id']}/thumbnail",
+        f"/api/images/{dup['id']}/file",
+    )
+    assert client.get(dup["file"]).content == (root / "copy.jpg").read_bytes()
     groups = client.get("/api/duplicates").json()
     assert [sorted(i["name"] for i in g["images"]) for g in groups] == [["copy.jpg", "orig.png"]]
     hit = client.get("/api/search", params={"like": orig["id"]}).json()["results"]

@@ -47,7 +47,6 @@ def server(tmp_path_factory):
     from searchengine.models.registry import create_captioner, create_embedder, create_ocr
     from searchengine.store.db import Store
     from web.app import create_app
-    from web.service import ServiceConfig
 
     index = tmp_path_factory.mktemp("browser") / "index"
     store = Store(index)
@@ -61,7 +60,7 @@ def server(tmp_path_factory):
 
     import_catalogue(store, SAMPLE / "products.csv")
     store.close()
-    app = create_app(ServiceConfig(settings=Settings(index_path=index, captioner="none", ocr="none")))
+    app = create_app(Settings(index_path=index, captioner="none", ocr="none"))
     app.state.service.warm_up()
     with LiveServer(app) as live:
         yield live
@@ -221,7 +220,11 @@ def test_phone_width_and_keyboard(browser, server):
     page.locator("body").click(position={"x": 5, "y": 300})
     page.keyboard.press("/")
     expect(page.locator("#q")).to_be_focused()
-    page.keyboard.type(" photo")
+    page.keyboard.press("End")  # "/" selects the query: add to it rather than replace it
+    # wait for the search this typing starts, so Tab never walks a list being replaced
+    with page.expect_response(lambda r: "/api/search" in r.url and "photo" in r.url):
+        page.keyboard.type(" photo")
+    expect(page.locator("#q")).to_have_value("cat photo")
     expect(page.locator("#results li").first).to_be_visible()
     for _ in range(30):
         page.keyboard.press("Tab")

@@ -16,9 +16,9 @@ schemathesis = pytest.importorskip(
 )
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 
+from indexer.pipeline import Indexer  # noqa: E402
 from searchengine.config import Settings  # noqa: E402
 from web.app import create_app  # noqa: E402
-from web.service import ServiceConfig  # noqa: E402
 
 EXAMPLES = 40
 
@@ -38,9 +38,8 @@ def _checker(operation, calls: dict):
 @pytest.mark.parametrize("api_key", [None, "s3cret"], ids=["open", "with-key"])
 def test_no_server_errors_and_responses_match_the_schema(gallery, api_key):
     root, index = gallery
-    se = Settings(index_path=index, captioner="none", ocr="none")
-    config = ServiceConfig(settings=se, roots=(str(root),), api_key=api_key)
-    app = create_app(config)
+    se = Settings(index_path=index, captioner="none", ocr="none", roots=(str(root),), api_key=api_key)
+    app = create_app(se, indexer_factory=Indexer.from_settings)
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 10

@@ -1,0 +1,129 @@
+"""What an index run has to do: the scan of a folder compared with what the store holds.
+
+Incremental by (size, mtime) first and content hash second (see
+:mod:`indexer.prepare`): an unchanged file costs one ``stat``; a stage switched on
+later (OCR, captions) runs on the images that lack it and nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from indexer.scan import FileInfo, ScanProblems, scan, visible
+from searchengine.errors import SearchEngineError
+from searchengine.records import ImageRecord
+from searchengine.store.db import Store
+
+
+@dataclass
+class IndexReport:
+    """What one run did, for the CLI and tests."""
+
+    root: str
+    scanned: int = 0
+    unchanged: int = 0
+    touched: int = 0
+    reused: int = 0
+    embedded: int = 0
+    failed: int = 0
+    deleted: int = 0
+    ocr: int = 0
+    captioned: int = 0
+    stage_failures: int = 0
+    seconds: float = 0.0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def processed(self) -> int:
+        return self.touched + self.reused + self.embedded + self.failed
+
+
+@dataclass(frozen=True)
+class Job:
+    """One file to work on: new content (``embed``) and/or stages it lacks."""
+
+    info: FileInfo
+    stored_sha: str | None = None
+    embed: bool = True
+    stages: frozenset[str] = frozenset()
+    missing_if_same: frozenset[str] = frozenset()
+
+
+@dataclass
+class Plan:
+    """The jobs of a run, the paths gone from the folder, and the report so far."""
+
+    jobs: list[Job]
+    gone: list[str]
+    report: IndexReport
+
+
+def missing_stages(
+    tools: dict[str, str], have: dict[str, tuple[str, str | None]], retry_failed: bool
+) -> frozenset[str]:
+    """The stages an image lacks: never run, run with another tool, or failed (when retrying).
+
+    Captions quote the OCR text, so a new OCR result means a new caption too.
+    """
+    missing = {
+        s for s, tool in tools.items() if s not in have or have[s][0] != tool or (retry_failed and have[s][1])
+    }
+    if "ocr" in missing and "caption" in tools:
+        missing.add("caption")
+    return frozenset(missing)
+
+
+def job_for(
+    info: FileInfo,
+    row: ImageRecord | None,
+    missing: frozenset[str],
+    tools: dict[str, str],
+    retry_failed: bool,
+) -> Job | None:
+    """The job for one scanned file given its stored row, or None when nothing is to do."""
+    unchanged = row is not None and row.size == info.size and row.mtime_ns == info.mtime_ns
+    if unchanged and row.status == "failed" and not retry_failed:
+        return None
+    if unchanged and row.status == "ok":
+        return Job(info, row.sha256, embed=False, stages=missing) if missing else None
+    stored = row.sha256 if row and row.status == "ok" else None
+    return Job(info, stored, embed=True, stages=frozenset(tools), missing_if_same=missing)
+
+
+def plan_run(store: Store, root: str | Path, tools: dict[str, str], retry_failed: bool = False) -> Plan:
+    """Scan ``root`` and compare it with the store.
+
+    :param tools: stage -> the tool id that produces it now.
+    :raises SearchEngineError: ``root`` is not a folder, or cannot be listed.
+    """
+    root_path = Path(root).expanduser().resolve()
+    if not root_path.is_dir():
+        raise SearchEngineError(f"not a folder: {root}")
+    report = IndexReport(root=str(root_path))
+    existing = store.images.rows_under(str(root_path))
+    done = store.images.stages_under(str(root_path))
+    jobs: list[Job] = []
+    seen: set[str] = set()
+    problems = ScanProblems()
+    for info in scan(root_path, problems):
+        seen.add(info.path)
+        row = existing.get(info.path)
+        missing = missing_stages(tools, done.get(info.path, {}), retry_failed)
+        job = job_for(info, row, missing, tools, retry_failed)
+        if row is not None and (row.size, row.mtime_ns) == (info.size, info.mtime_ns):
+            report.unchanged += int(row.status == "ok" or not retry_failed)
+        if job is not None:
+            jobs.append(job)
+    if str(root_path) in problems.unlisted:
+        raise SearchEngineError(f"cannot list folder {root_path}: check its permissions")
+    report.scanned = len(seen)
+    report.failures.extend((name, "file name is not valid UTF-8: rename it") for name in problems.bad_names)
+    gone = sorted(
+        path
+        for path in set(existing) - seen
+        # keep what this scan could not see: unlisted folders, hidden ones indexed directly
+        if visible(path[len(str(root_path)) + 1 :])
+        and not any(path.startswith(d + "/") for d in problems.unlisted)
+    )
+    return Plan(jobs, gone, report)

@@ -1,0 +1,216 @@
+"""The search engine: one :class:`SearchRequest` in, one hydrated :class:`SearchPage` out.
+
+``run`` validates the request, runs the legs (:mod:`.legs`), asks the plan
+(:mod:`.plan`) how they weigh, fuses them (:mod:`.fusion`) and hydrates the page
+(:mod:`.hydrate`). Both edges, the evaluation harness and the benchmarks call it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from searchengine.config import Settings
+from searchengine.errors import BadQuery, IndexNotBuilt, NotFound
+from searchengine.models.base import Embedder
+from searchengine.models.registry import create_embedder
+from searchengine.query import ParsedQuery, parse_query
+from searchengine.records import FUSIONS, MODES, EncoderId, SearchPage, SearchRequest
+from searchengine.search import cutoff as calibration
+from searchengine.search import legs as leg
+from searchengine.search import plan
+from searchengine.search.fusion import rrf, weighted
+from searchengine.search.hydrate import facets, hydrate
+from searchengine.store.db import DB_NAME, Store, mismatch_error
+from searchengine.store.vectors import VectorCache, VectorIndex
+
+
+def open_store(index_dir: Path, create: bool = False) -> Store:
+    """Open the index in ``index_dir``.
+
+    :raises IndexNotBuilt: there is none and ``create`` is false.
+    """
+    if not create and not (Path(index_dir) / DB_NAME).is_file():
+        raise IndexNotBuilt(
+            f"no index at {index_dir}: build one with 'searchengine index FOLDER' "
+            "(or point --index / SE_INDEX at an existing one)"
+        )
+    return Store(index_dir)
+
+
+def resolve_embedder(store: Store, spec: str | None) -> Embedder:
+    """Return the encoder for querying ``store``: its own, or ``spec`` if it matches.
+
+    :raises IndexNotBuilt: the index has no encoder yet (nothing indexed).
+    :raises IndexMismatch: ``spec`` names another encoder than the index's.
+    """
+    recorded = store.encoder()
+    if recorded is None:
+        raise IndexNotBuilt(f"the index at {store.dir} is empty: run 'searchengine index FOLDER'")
+    embedder = create_embedder(spec or recorded.spec, store.dir)
+    if embedder.id != recorded:
+        raise mismatch_error(store.dir, recorded, embedder.id)
+    return embedder
+
+
+def validate(request: SearchRequest) -> None:
+    """Refuse a request the engine cannot answer, with the reason.
+
+    :raises BadQuery: unknown mode or fusion, bad paging, or nothing to search for.
+    """
+    if request.mode not in MODES:
+        raise BadQuery(f"unknown search mode {request.mode!r}; choose {', '.join(MODES)}")
+    if request.fusion not in FUSIONS:
+        raise BadQuery(f"unknown fusion {request.fusion!r}; choose {' or '.join(FUSIONS)}")
+    if request.limit <= 0 or request.offset < 0:
+        raise BadQuery(f"limit must be positive and offset not negative ({request.limit}, {request.offset})")
+    if request.rrf_k <= 0:
+        raise BadQuery(f"rrf_k must be positive, got {request.rrf_k}")
+    if request.browse and not (request.filters is not None and request.filters.active):
+        raise BadQuery("the query is empty: describe what to find, give an image, or filter")
+    if not request.has_text and request.by_image and request.mode == "keyword":
+        raise BadQuery("an image query needs the vector leg: use --mode hybrid or vector")
+
+
+class SearchEngine:
+    """Answers requests from a store, its FAISS index and its encoder."""
+
+    def __init__(self, store: Store, embedder: Embedder | None, vectors: VectorCache | None = None) -> None:
+        """:param embedder: None for a keyword-only engine (no model, no FAISS needed).
+        :param vectors: a FAISS cache shared with other engines on the same index (the
+            web app makes one engine per thread, each with its own SQLite connection).
+        """
+        recorded = store.encoder()
+        if embedder is not None and recorded is not None and recorded != embedder.id:
+            raise mismatch_error(store.dir, recorded, embedder.id)
+        self.store, self.embedder = store, embedder
+        self._cache = vectors or (VectorCache(embedder.id.dim) if embedder else None)
+
+    @classmethod
+    def open(cls, settings: Settings, model: str | None = None, need_encoder: bool = True) -> SearchEngine:
+        """Open the index at ``settings.index_path`` with its recorded (or the given) encoder.
+
+        :param need_encoder: False opens a keyword-only engine (no model loaded), unless
+            ``model`` is given.
+        """
+        store = open_store(settings.index_path)
+        if not need_encoder and model is None:
+            return cls(store, None)
+        return cls(store, resolve_embedder(store, model))
+
+    @property
+    def encoder(self) -> EncoderId | None:
+        return self.embedder.id if self.embedder else self.store.encoder()
+
+    @property
+    def vectors(self) -> VectorIndex:
+        """The FAISS index, reloaded when the store changed since it was loaded."""
+        return self._cache.get(self.store)
+
+    def cutoff(self, vectors: VectorIndex | None = None) -> float:
+        """Return the calibrated cosine threshold of ``vectors`` (default: the current index)."""
+        return calibration.cutoff(self.store, self.embedder, vectors or self.vectors)
+
+    def query(self, text: str | None = None, **fields) -> SearchPage:
+        """Shorthand for ``run(SearchRequest(text=text, **fields))``."""
+        return self.run(SearchRequest(text=text, **fields))
+
+    def run(self, request: SearchRequest) -> SearchPage:
+        """Search by meaning and by words at once, fused into one explained, hydrated page.
+
+        :raises BadQuery: the request cannot be answered as asked (see :func:`validate`).
+        :raises NotFound: ``like`` names no searchable image.
+        """
+        validate(request)
+        if request.browse:
+            return self._browse(request)
+        if self.embedder is None and request.needs_encoder:
+            raise BadQuery(f"{request.mode} search needs the index's encoder; use --mode keyword")
+        if request.like is not None:
+            rec = self.store.images.by_id([request.like]).get(request.like)
+            if rec is None or rec.status != "ok":
+                raise NotFound(f"no searchable indexed image with id {request.like}")
+        parsed = parse_query(request.text) if request.has_text else None
+        vectors = self.vectors if request.mode != "keyword" else None
+        legs, signals, shares, cut = self._run_legs(request, parsed, vectors)
+        weights = plan.leg_weights(signals, request.vector_weight, request.keyword_weight)
+        confidence = {"keyword": {i: plan.keyword_confidence(s) for i, s in shares.items()}}
+        fuse = rrf if request.fusion == "rrf" else weighted
+        args = (request.rrf_k,) if request.fusion == "rrf" else ()
+        fused = fuse(legs, weights.as_dict(), *args, confidence=confidence)
+        window = fused[request.offset : request.offset + request.limit]
+
+        def why(f) -> dict | None:
+            if not request.explain:
+                return None
+            return {
+                name: {
+                    "rank": ls.rank,
+                    "score": ls.score,
+                    **({"coverage": round(shares[f.id], 3)} if name == "keyword" and f.id in shares else {}),
+                }
+                for name, ls in f.legs.items()
+            }
+
+        ids = tuple(f.id for f in fused)
+        return SearchPage(
+            hits=hydrate(self.store, [(f.id, f.score, why(f)) for f in window], request.offset + 1),
+            total=len(fused),
+            offset=request.offset,
+            limit=request.limit,
+            cutoff=cut,
+            mode=request.mode,
+            fusion=request.fusion,
+            ids=ids,
+            facets=facets(self.store, ids, request.facets),
+            encoder=self.encoder.spec if self.encoder else None,
+            generation=vectors.generation if vectors is not None else None,
+        )
+
+    def _run_legs(self, request: SearchRequest, parsed: ParsedQuery | None, vectors: VectorIndex | None):
+        """Run the legs the mode asks for; returns ``(legs, signals, keyword shares, threshold)``."""
+        depth = plan.depth(request.offset, request.limit)
+        legs: dict[str, list[tuple[int, float]]] = {}
+        vector_strong = request.by_image
+        cut = -1.0
+        if vectors is not None:
+            index_cutoff = self.cutoff(vectors) if vectors.ntotal else 1.0
+            cut = plan.threshold(request.min_score, request.mode, request.by_image, index_cutoff)
+            qvec = leg.query_vector(self.embedder, self.store, parsed, request.image, request.like)
+            hits = leg.vector_leg(
+                self.store, vectors, qvec, depth + (request.like is not None), request.filters, parsed
+            )
+            legs["vector"] = [(i, s) for i, s in hits if s >= cut and i != request.like]
+            vector_strong = vector_strong or (bool(hits) and hits[0][1] >= index_cutoff)
+        shares: dict[int, float] = {}
+        if request.mode != "vector" and parsed is not None:
+            found = leg.keyword_leg(self.store, parsed, depth, request.filters)
+            legs["keyword"] = [(i, s) for i, s in found if i != request.like]
+            shares = leg.coverage(self.store, parsed, [i for i, _ in legs["keyword"]])
+        signals = plan.Signals(
+            mode=request.mode,
+            has_text=parsed is not None,
+            has_code=request.has_text and plan.has_code(request.text),
+            descriptive=parsed is not None and parsed.descriptive,
+            vector_strong=vector_strong,
+            keyword_strong=bool(shares) and max(shares.values()) >= plan.STRONG_COVERAGE,
+        )
+        return legs, signals, shares, cut
+
+    def _browse(self, request: SearchRequest) -> SearchPage:
+        """No query, only filters: every image that passes them, by path (a catalogue listing)."""
+        ids = tuple(self.store.images.filtered_ids(request.filters).tolist())
+        window = ids[request.offset : request.offset + request.limit]
+        return SearchPage(
+            hits=hydrate(
+                self.store, [(i, 1.0, {} if request.explain else None) for i in window], request.offset + 1
+            ),
+            total=len(ids),
+            offset=request.offset,
+            limit=request.limit,
+            cutoff=-1.0,
+            mode="browse",
+            fusion="none",
+            ids=ids,
+            facets=facets(self.store, ids, request.facets),
+            encoder=self.encoder.spec if self.encoder else None,
+        )

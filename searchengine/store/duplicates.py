@@ -1,0 +1,59 @@
+"""Near-duplicate groups and the perceptual hashes they are found from."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from searchengine.store.sql import rows_for
+
+if TYPE_CHECKING:
+    from searchengine.store.db import Store
+
+
+class Duplicates:
+    """The stored near-duplicate groups (group id: the smallest member id)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store, self.db = store, store.db
+
+    def phashes(self) -> dict[int, str]:
+        """Return the perceptual hash (16 hex digits) of every searchable image that has one."""
+        rows = self.db.execute("SELECT id, phash FROM images WHERE status = 'ok' AND phash IS NOT NULL")
+        return dict(rows.fetchall())
+
+    def replace(self, groups: Sequence[Sequence[int]], params: dict) -> None:
+        """Store near-duplicate groups (each a list of image ids) and how they were found."""
+        with self.db.atomic():
+            self.db.execute("DELETE FROM duplicates")
+            for group in groups:
+                gid = min(group)
+                for image_id in group:
+                    self.db.execute(
+                        "INSERT INTO duplicates(image_id, group_id) VALUES (?, ?)", [image_id, gid]
+                    )
+            self.db["meta"].upsert({"key": "duplicates", "value": json.dumps(params)}, pk="key")
+
+    def groups(self) -> list[list[int]]:
+        """Every group, members by id, groups by their smallest id."""
+        groups: dict[int, list[int]] = {}
+        for image_id, gid in self.db.execute(
+            "SELECT image_id, group_id FROM duplicates ORDER BY group_id, image_id"
+        ):
+            groups.setdefault(gid, []).append(image_id)
+        return list(groups.values())
+
+    def of(self, ids: Sequence[int]) -> dict[int, list[int]]:
+        """Return, for each of ``ids`` in a group, the other members of its group."""
+        rows = rows_for(self.db, ids, "SELECT image_id, group_id FROM duplicates")
+        gids = {gid for _, gid in rows}
+        if not gids:
+            return {}
+        members: dict[int, list[int]] = {}
+        for image_id, gid in self.db.execute(
+            "SELECT image_id, group_id FROM duplicates WHERE group_id IN (SELECT value FROM json_each(?))",
+            [json.dumps(sorted(gids))],
+        ):
+            members.setdefault(gid, []).append(image_id)
+        return {i: [m for m in members[g] if m != i] for i, g in rows}

@@ -1,0 +1,148 @@
+"""Text read from images and the keyword index over it: captions, OCR, FTS5 matches."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from searchengine.records import CaptionParts, Filters, ImageText, StageRecord
+from searchengine.store.filters import filter_sql
+from searchengine.store.fts import bm25_expression, document_sql
+from searchengine.store.sql import rows_for
+
+if TYPE_CHECKING:
+    from searchengine.store.db import Store
+
+
+class Texts:
+    """Captions, OCR results, stage records, and keyword search over them."""
+
+    def __init__(self, store: Store) -> None:
+        self.store, self.db = store, store.db
+
+    # -- keyword index ----------------------------------------------------------------
+    def keyword_search(self, match: str, k: int, filters: Filters | None = None) -> list[tuple[int, float]]:
+        """Return ``(image_id, score)`` best first for an FTS5 MATCH expression.
+
+        The score is the negated BM25 rank with the column weights of
+        :data:`searchengine.store.fts.COLUMN_WEIGHTS` (higher is better). Ties are
+        broken by id, so pages are stable.
+        """
+        where, params = filter_sql(filters)
+        rows = self.db.execute(
+            f"SELECT f.rowid, {bm25_expression('search_fts')} AS score "
+            "FROM search_fts f JOIN images i ON i.id = f.rowid "
+            f"WHERE search_fts MATCH ? AND {where} ORDER BY score DESC, f.rowid LIMIT ?",
+            [match, *params, k],
+        ).fetchall()
+        return [(int(r[0]), float(r[1])) for r in rows]
+
+    def documents(self, ids: Sequence[int]) -> dict[int, str]:
+        """Return each image's keyword document as indexed (all fields joined)."""
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self.db.execute(
+            f"SELECT rowid, {document_sql()} FROM search_fts WHERE rowid IN ({marks})", list(ids)
+        ).fetchall()
+        return {int(r[0]): r[1] for r in rows}
+
+    def match_ids(self, match: str, filters: Filters | None = None) -> np.ndarray:
+        """Return the ids (int64) of every searchable image matching an FTS5 expression."""
+        where, params = filter_sql(filters)
+        rows = self.db.execute(
+            f"SELECT f.rowid FROM search_fts f JOIN images i ON i.id = f.rowid "
+            f"WHERE search_fts MATCH ? AND {where}",
+            [match, *params],
+        ).fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    # -- stage outputs --------------------------------------------------------------
+    def of(self, image_id: int) -> ImageText:
+        """Return the caption, tags, OCR lines and stage records of one image."""
+        return self.of_many([image_id]).get(image_id, ImageText())
+
+    def of_many(self, ids: Sequence[int]) -> dict[int, ImageText]:
+        """Return :meth:`of` for many images in four queries (exports, pages of hits)."""
+        caps = {
+            i: (t, json.loads(g), m, CaptionParts.from_dict(json.loads(p) if p else None))
+            for i, t, g, m, p in rows_for(
+                self.db, ids, "SELECT image_id, text, tags, model, parts FROM captions"
+            )
+        }
+        ocr = {i: (t, e) for i, t, e in rows_for(self.db, ids, "SELECT image_id, text, engine FROM ocr")}
+        lines: dict[int, list[dict]] = {}
+        for i, t, c, b in rows_for(
+            self.db,
+            ids,
+            "SELECT image_id, text, confidence, box FROM ocr_lines",
+            " ORDER BY image_id, line_no",
+        ):
+            lines.setdefault(i, []).append({"text": t, "confidence": round(c, 4), "box": json.loads(b)})
+        stages: dict[int, dict[str, StageRecord]] = {}
+        for i, stage, tool, error in rows_for(
+            self.db, ids, "SELECT image_id, stage, tool, error FROM stages", " ORDER BY image_id, stage"
+        ):
+            stages.setdefault(i, {})[stage] = StageRecord(tool, error)
+        out = {}
+        for image_id in {int(i) for i in ids}:
+            cap, read = caps.get(image_id), ocr.get(image_id)
+            out[image_id] = ImageText(
+                caption=cap[0] if cap else None,
+                tags=tuple(cap[1]) if cap else (),
+                caption_model=cap[2] if cap else None,
+                caption_parts=cap[3] if cap else None,
+                ocr_text=read[0] if read else None,
+                ocr_engine=read[1] if read else None,
+                ocr_lines=tuple(lines.get(image_id, ())),
+                stages=stages.get(image_id, {}),
+            )
+        return out
+
+    def captions_of(self, ids: Sequence[int]) -> dict[int, str]:
+        """Return the caption of each of ``ids`` that has one."""
+        return {int(i): text for i, text in rows_for(self.db, ids, "SELECT image_id, text FROM captions")}
+
+    def ocr_texts(self, paths: Sequence[str]) -> dict[str, str]:
+        """Return the stored OCR text of each of ``paths`` that has one."""
+        out = {}
+        for path in paths:
+            row = self.db.execute(
+                "SELECT o.text FROM ocr o JOIN images i ON i.id = o.image_id WHERE i.path = ?", [path]
+            ).fetchone()
+            if row:
+                out[path] = row[0]
+        return out
+
+    def filter_options(self, top_tags: int = 100) -> dict[str, list[tuple[str, int]]]:
+        """Return what searchable images can be filtered by: folders, formats, tags, with counts.
+
+        Folders are every folder holding images (each counted with its subfolders),
+        most images first within each root.
+        """
+        folders: dict[str, int] = {}
+        for path, root in self.db.execute("SELECT path, root FROM images WHERE status = 'ok'"):
+            folder = path.rsplit("/", 1)[0]
+            while True:
+                folders[folder] = folders.get(folder, 0) + 1
+                if folder == root or len(folder) <= len(root) or "/" not in folder:
+                    break
+                folder = folder.rsplit("/", 1)[0]
+        formats = self.db.execute(
+            "SELECT upper(format), count(*) FROM images WHERE status = 'ok' AND format IS NOT NULL "
+            "GROUP BY upper(format) ORDER BY count(*) DESC, 1"
+        ).fetchall()
+        tags = self.db.execute(
+            "SELECT lower(t.value), count(*) FROM captions c JOIN images i ON i.id = c.image_id, "
+            "json_each(c.tags) t WHERE i.status = 'ok' GROUP BY lower(t.value) "
+            "ORDER BY count(*) DESC, 1 LIMIT ?",
+            [top_tags],
+        ).fetchall()
+        return {
+            "folders": sorted(folders.items()),
+            "formats": [(f, n) for f, n in formats],
+            "tags": [(t, n) for t, n in tags],
+        }
