@@ -394,19 +394,21 @@ def info(index, as_json) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def evaluate(annotations, index, model, captioner, ocr, max_queries, with_metadata, as_json) -> None:
-    """Measure search quality on labelled queries: Recall@1/5/10, MRR, nDCG@10 per leg.
+    """Measure search quality on labelled queries: Recall@1/5/10, MRR, nDCG@10, no-result share.
 
     ANNOTATIONS is an annotations.jsonl in the format of ../shared/datasets/README.md.
     Its images are indexed (into --index, reused and updated if it exists, else a
-    temporary index), then every query set the records support is run through the
-    vector leg, the keyword leg and the fused ranking.
+    temporary index), then every query set the records support is run first as
+    `search` runs it with default settings (hybrid, calibrated cutoff), then as
+    diagnostics: the vector leg with its cutoff, both legs fused and the vector leg
+    without a cutoff, and the keyword leg.
     """
     import tempfile
 
     from tqdm import tqdm
 
     from indexer.pipeline import Indexer
-    from searchengine.evaluation import LEGS, image_root, load_annotations, query_sets, run_eval
+    from searchengine.evaluation import VARIANTS, image_root, load_annotations, query_sets, run_eval
     from searchengine.search import SearchEngine, open_store
 
     folder, records = load_annotations(annotations)
@@ -454,15 +456,15 @@ def evaluate(annotations, index, model, captioner, ocr, max_queries, with_metada
             )
         )
         return
-    click.echo("| query set | leg | queries | R@1 | R@5 | R@10 | MRR | nDCG@10 |")
-    click.echo("|---|---|---:|---:|---:|---:|---:|---:|")
-    for name, legs in results.items():
-        for leg in LEGS:
-            if leg in legs:
-                m = legs[leg]
+    click.echo("| query set | run | queries | no results | R@1 | R@5 | R@10 | MRR | nDCG@10 |")
+    click.echo("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, runs in results.items():
+        for run in VARIANTS:
+            if run in runs:
+                m = runs[run]
                 click.echo(
-                    f"| {name} | {leg} | {m['queries']} | {m['R@1']:.3f} | {m['R@5']:.3f} | "
-                    f"{m['R@10']:.3f} | {m['MRR']:.3f} | {m['nDCG@10']:.3f} |"
+                    f"| {name} | {run} | {m['queries']} | {m['no_results']:.1%} | {m['R@1']:.3f} | "
+                    f"{m['R@5']:.3f} | {m['R@10']:.3f} | {m['MRR']:.3f} | {m['nDCG@10']:.3f} |"
                 )
 
 

@@ -51,7 +51,15 @@ def word_recall(truth: str, ocr: str) -> tuple[int, int]:
 
 # -- the evaluation harness: query sets from annotations, metrics per leg ------------------
 
-LEGS = ("vector", "keyword", "fused")
+#: What each query is run as: ``default`` exactly as ``search`` and ``/api/search`` run it
+#: with default settings; the rest are diagnostics (a leg alone, no relevance cutoff).
+VARIANTS: dict[str, dict] = {
+    "default": {},
+    "vector (default)": {"mode": "vector"},
+    "fused (no cutoff)": {"min_score": -1.0},
+    "vector (no cutoff)": {"mode": "vector", "min_score": -1.0},
+    "keyword": {"mode": "keyword"},
+}
 
 
 @dataclass(frozen=True)
@@ -141,31 +149,68 @@ def query_sets(folder: Path, records: list[dict]) -> list[QuerySet]:
     return list(sets.values())
 
 
+class _RecentTexts:
+    """An encoder that remembers the last few text embeddings: every variant of one
+    query encodes its text once (the engine's own results are unchanged)."""
+
+    def __init__(self, inner, keep: int = 16) -> None:
+        self.inner, self.id, self.keep = inner, inner.id, keep
+        self._texts: dict[str, object] = {}
+
+    def __getattr__(self, name):  # load, embed_images... as the wrapped encoder
+        return getattr(self.inner, name)
+
+    def embed_texts(self, texts):
+        import numpy as np
+
+        missing = [t for t in dict.fromkeys(texts) if t not in self._texts]
+        if missing:
+            for text, vec in zip(missing, self.inner.embed_texts(missing), strict=True):
+                self._texts[text] = vec
+        out = np.stack([self._texts[t] for t in texts]) if texts else self.inner.embed_texts(texts)
+        while len(self._texts) > self.keep:
+            self._texts.pop(next(iter(self._texts)))
+        return out
+
+
 def run_eval(
     engine, sets: list[QuerySet], depth: int = 100, progress: Callable[[int], None] | None = None
 ) -> dict[str, dict[str, dict[str, float]]]:
-    """Run every query set through each leg; returns set -> leg -> metrics (+ ``queries``).
+    """Run every query set through each variant of :data:`VARIANTS`.
 
-    Every leg runs without the relevance cutoff (it measures ranking, not the cutoff).
-    A leg that cannot answer a set (keyword search for image queries) is left out.
+    Returns set -> variant -> metrics, plus ``queries`` and ``no_results`` (the share of
+    queries that returned nothing). ``default`` is what a user gets from ``search`` and
+    ``/api/search`` with default settings (hybrid, calibrated cutoff); the others are
+    diagnostics. A variant that cannot answer a set (keyword search for image queries)
+    is left out.
     """
     from PIL import Image
 
+    from searchengine.records import SearchRequest
+    from searchengine.search import SearchEngine
+
+    if engine.embedder is not None:
+        engine = SearchEngine(engine.store, _RecentTexts(engine.embedder))
     results: dict[str, dict[str, dict[str, float]]] = {}
     for qs in sets:
-        ranked: dict[str, list[list[str]]] = {leg: [] for leg in LEGS}
+        ranked: dict[str, list[list[str]]] = {name: [] for name in VARIANTS}
         for q in qs.queries:
             image = Image.open(q.image).convert("RGB") if q.image else None
-            for leg in LEGS:
-                if leg == "keyword" and not q.text:
+            for name, fields in VARIANTS.items():
+                if fields.get("mode") == "keyword" and not q.text:
                     continue
-                mode = {"fused": "hybrid"}.get(leg, leg)
-                page = engine.query(q.text, image=image, limit=depth, mode=mode, min_score=-1)
-                ranked[leg].append([h.path for h in page.hits])
+                page = engine.run(SearchRequest(q.text, image=image, limit=depth, **fields))
+                ranked[name].append([h.path for h in page.hits])
             if progress:
                 progress(1)
         rel = [q.relevant for q in qs.queries]
         results[qs.name] = {
-            leg: {**ranking_metrics(r, rel), "queries": len(r)} for leg, r in ranked.items() if r
+            name: {
+                **ranking_metrics(r, rel),
+                "queries": len(r),
+                "no_results": sum(1 for got in r if not got) / len(r),
+            }
+            for name, r in ranked.items()
+            if r
         }
     return results

@@ -4,7 +4,7 @@ import pytest
 from click.testing import CliRunner
 
 from searchengine.cli import cli
-from searchengine.evaluation import image_root, query_sets
+from searchengine.evaluation import VARIANTS, image_root, query_sets
 from searchengine.metrics import ranking_metrics
 from searchengine.models.registry import create_embedder
 from searchengine.search import SearchEngine
@@ -61,11 +61,11 @@ def test_eval_command_end_to_end(tmp_path, tiny_spec):
     r = CliRunner().invoke(cli, [*args, "--index", str(tmp_path / "idx")])
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout)["results"]["caption"]
-    assert set(res) == {"vector", "keyword", "fused"} and res["vector"]["queries"] == 4
+    assert set(res) == set(VARIANTS) and res["default"]["queries"] == 4
     # each name is in one image's keyword document only: the keyword leg is exact, and a
     # complete match of a code-like name leads the fused ranking
-    assert res["keyword"]["R@1"] == res["keyword"]["MRR"] == 1.0
-    assert res["fused"]["R@1"] == 1.0
+    assert res["keyword"]["R@1"] == res["keyword"]["MRR"] == 1.0 and res["keyword"]["no_results"] == 0
+    assert res["fused (no cutoff)"]["R@1"] == res["default"]["R@1"] == 1.0
     # the vector leg's figures are what the engine itself ranks for these queries
     engine = SearchEngine(Store(tmp_path / "idx"), create_embedder(tiny_spec))
     ranked = [
@@ -74,8 +74,12 @@ def test_eval_command_end_to_end(tmp_path, tiny_spec):
     ]
     relevant = [frozenset({str((tmp_path / "ds" / q["file"]).resolve())}) for q in lines]
     expected = ranking_metrics(ranked, relevant)
-    assert {k: res["vector"][k] for k in expected} == pytest.approx(expected)
+    assert {k: res["vector (no cutoff)"][k] for k in expected} == pytest.approx(expected)
+    # with its cutoff the vector leg returns a prefix of that ranking, or nothing
+    cut = [[h.path for h in engine.query(q["captions"][0], mode="vector", limit=100).hits] for q in lines]
+    assert all(c == r[: len(c)] for c, r in zip(cut, ranked, strict=True))
+    assert res["vector (default)"]["no_results"] == sum(1 for c in cut if not c) / 4
     r = CliRunner().invoke(
         cli, ["eval", str(tmp_path / "ds" / "annotations.jsonl"), "--index", str(tmp_path / "idx")]
     )
-    assert r.exit_code == 0 and "| caption | fused | 4 | 1.000 |" in r.stdout
+    assert r.exit_code == 0 and "| caption | default | 4 | 0.0% | 1.000 |" in r.stdout
