@@ -392,8 +392,14 @@ def info(index, as_json) -> None:
     is_flag=True,
     help="Import each record's title, category and attributes as product metadata first.",
 )
+@click.option(
+    "--absent",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Queries (one a line) about things the set does not hold: report how many return nothing.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def evaluate(annotations, index, model, captioner, ocr, max_queries, with_metadata, as_json) -> None:
+def evaluate(annotations, index, model, captioner, ocr, max_queries, with_metadata, absent, as_json) -> None:
     """Measure search quality on labelled queries: Recall@1/5/10, MRR, nDCG@10, no-result share.
 
     ANNOTATIONS is an annotations.jsonl in the format of ../shared/datasets/README.md.
@@ -407,8 +413,7 @@ def evaluate(annotations, index, model, captioner, ocr, max_queries, with_metada
 
     from tqdm import tqdm
 
-    from indexer.pipeline import Indexer
-    from searchengine.evaluation import VARIANTS, image_root, load_annotations, query_sets, run_eval
+    from searchengine.evaluation import image_root, load_annotations, query_sets, run_eval
     from searchengine.search import SearchEngine, open_store
 
     folder, records = load_annotations(annotations)
@@ -418,16 +423,13 @@ def evaluate(annotations, index, model, captioner, ocr, max_queries, with_metada
     if max_queries:
         for qs in sets:
             qs.queries = qs.queries[:max_queries]
+    absent_queries = (
+        [q.strip() for q in Path(absent).read_text().splitlines() if q.strip()] if absent else None
+    )
     s = _settings(index, None, captioner=captioner, ocr=ocr)
     with tempfile.TemporaryDirectory() as tmp:
         store = open_store(Path(index).expanduser() if index else Path(tmp) / "index", create=True)
-        indexer = Indexer.from_settings(store, s, model)
-        embedder = indexer.embedder
-        root = image_root(folder, records)
-        click.echo(f"encoder: {embedder.id.spec}; indexing {root}", err=True)
-        bar = _ProgressBar(str(root), quiet=as_json)
-        indexer.run(root, on_plan=bar.start, progress=bar.update)
-        bar.close()
+        embedder = _index_for_eval(store, s, model, image_root(folder, records), as_json)
         if with_metadata:
             from searchengine.metadata import import_catalogue
 
@@ -435,37 +437,49 @@ def evaluate(annotations, index, model, captioner, ocr, max_queries, with_metada
                 store, annotations, image_column="file", columns={"title", "category", "attributes"}
             )
             click.echo(f"metadata: {imported.matched} records, {imported.values} values imported", err=True)
-        engine = SearchEngine(store, embedder)
-        with tqdm(
-            total=sum(len(q.queries) for q in sets),
-            unit="query",
-            desc="querying",
-            file=sys.stderr,
-            disable=as_json,
-        ) as qbar:
-            results = run_eval(engine, sets, progress=qbar.update)
-    if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "annotations": str(annotations),
-                    "encoder": embedder.id.spec,
-                    "metadata": with_metadata,
-                    "results": results,
-                }
+        total = sum(len(q.queries) for q in sets) + len(absent_queries or ())
+        with tqdm(total=total, unit="query", desc="querying", file=sys.stderr, disable=as_json) as qbar:
+            results = run_eval(
+                SearchEngine(store, embedder), sets, progress=qbar.update, absent=absent_queries
             )
-        )
+    if as_json:
+        data = {"annotations": str(annotations), "encoder": embedder.id.spec, "metadata": with_metadata}
+        click.echo(json.dumps({**data, "results": results}))
         return
+    _print_eval(results)
+
+
+def _index_for_eval(store, settings, model: str | None, root: Path, quiet: bool):
+    """Bring ``store`` in step with the dataset's images; returns the encoder."""
+    from indexer.pipeline import Indexer
+
+    indexer = Indexer.from_settings(store, settings, model)
+    click.echo(f"encoder: {indexer.embedder.id.spec}; indexing {root}", err=True)
+    bar = _ProgressBar(str(root), quiet=quiet)
+    indexer.run(root, on_plan=bar.start, progress=bar.update)
+    bar.close()
+    return indexer.embedder
+
+
+def _print_eval(results: dict) -> None:
+    from searchengine.evaluation import VARIANTS
+
     click.echo("| query set | run | queries | no results | R@1 | R@5 | R@10 | MRR | nDCG@10 |")
     click.echo("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, runs in results.items():
         for run in VARIANTS:
-            if run in runs:
-                m = runs[run]
-                click.echo(
-                    f"| {name} | {run} | {m['queries']} | {m['no_results']:.1%} | {m['R@1']:.3f} | "
-                    f"{m['R@5']:.3f} | {m['R@10']:.3f} | {m['MRR']:.3f} | {m['nDCG@10']:.3f} |"
-                )
+            m = runs.get(run)
+            if m is None or name == "absent":
+                continue
+            click.echo(
+                f"| {name} | {run} | {m['queries']} | {m['no_results']:.1%} | {m['R@1']:.3f} | "
+                f"{m['R@5']:.3f} | {m['R@10']:.3f} | {m['MRR']:.3f} | {m['nDCG@10']:.3f} |"
+            )
+    if "absent" in results:
+        click.echo("\n| absent-thing queries | run | queries | returned nothing |")
+        click.echo("|---|---|---:|---:|")
+        for run, m in results["absent"].items():
+            click.echo(f"| absent | {run} | {m['queries']} | {m['rejected']:.1%} |")
 
 
 @cli.command()

@@ -174,7 +174,11 @@ class _RecentTexts:
 
 
 def run_eval(
-    engine, sets: list[QuerySet], depth: int = 100, progress: Callable[[int], None] | None = None
+    engine,
+    sets: list[QuerySet],
+    depth: int = 100,
+    progress: Callable[[int], None] | None = None,
+    absent: list[str] | None = None,
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Run every query set through each variant of :data:`VARIANTS`.
 
@@ -183,6 +187,9 @@ def run_eval(
     ``/api/search`` with default settings (hybrid, calibrated cutoff); the others are
     diagnostics. A variant that cannot answer a set (keyword search for image queries)
     is left out.
+
+    :param absent: queries about things the set does not hold; reported as the set
+        ``absent`` with, per variant, ``rejected``: the share that returned nothing.
     """
     from PIL import Image
 
@@ -213,4 +220,19 @@ def run_eval(
             for name, r in ranked.items()
             if r
         }
+    if absent:
+        results["absent"] = _rejections(engine, absent, progress)
     return results
+
+
+def _rejections(engine, queries: list[str], progress) -> dict[str, dict[str, float]]:
+    """Per variant, the share of ``queries`` that returned nothing (the cutoff said no)."""
+    from searchengine.records import SearchRequest
+
+    empty = dict.fromkeys(VARIANTS, 0)
+    for text in queries:
+        for name, fields in VARIANTS.items():
+            empty[name] += not engine.run(SearchRequest(text, limit=10, **fields)).hits
+        if progress:
+            progress(1)
+    return {name: {"queries": len(queries), "rejected": n / len(queries)} for name, n in empty.items()}

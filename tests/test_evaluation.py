@@ -83,3 +83,29 @@ def test_eval_command_end_to_end(tmp_path, tiny_spec):
         cli, ["eval", str(tmp_path / "ds" / "annotations.jsonl"), "--index", str(tmp_path / "idx")]
     )
     assert r.exit_code == 0 and "| caption | default | 4 | 0.0% | 1.000 |" in r.stdout
+
+
+def test_eval_reports_how_many_absent_thing_queries_return_nothing(tmp_path, tiny_spec):
+    write_images(tmp_path / "ds" / "images", 3)
+    lines = [{"file": f"images/img{i:03d}.png", "captions": [f"img{i:03d}"]} for i in range(3)]
+    (tmp_path / "ds" / "annotations.jsonl").write_text("\n".join(json.dumps(x) for x in lines))
+    absent = ["a violin on sheet music", "a jellyfish in an aquarium", "img001 under the sea"]
+    (tmp_path / "absent.txt").write_text("\n".join(absent) + "\n\n")
+    args = [
+        "eval",
+        str(tmp_path / "ds" / "annotations.jsonl"),
+        "--model",
+        tiny_spec,
+        "--index",
+        str(tmp_path / "i"),
+    ]
+    r = CliRunner().invoke(cli, [*args, "--absent", str(tmp_path / "absent.txt"), "--json"])
+    assert r.exit_code == 0, r.output
+    got = json.loads(r.stdout)["results"]["absent"]
+    engine = SearchEngine(Store(tmp_path / "i"), create_embedder(tiny_spec))
+    for name, fields in VARIANTS.items():
+        empty = sum(not engine.query(q, limit=10, **fields).hits for q in absent)
+        assert got[name] == {"queries": 3, "rejected": pytest.approx(empty / 3)}
+    assert got["keyword"]["rejected"] == pytest.approx(2 / 3)  # "img001" is a file name
+    r = CliRunner().invoke(cli, [*args, "--absent", str(tmp_path / "absent.txt")])
+    assert "| absent | keyword | 3 | 66.7% |" in r.stdout
