@@ -8,8 +8,8 @@ copied file reuses the stored vector; only new content reaches the encoder.
 
 A failure that belongs to one file (it cannot be decoded, the model refuses it) is
 recorded for that file and the run goes on. A failure of the machine or a backend
-(out of memory, a model that fails on every image of a batch, an OCR engine that
-crashes on every image) stops the run with :class:`SystemicFailure`, before that
+(out of memory; a model or OCR engine that fails on every image of a batch and then
+on a plain test image too) stops the run with :class:`SystemicFailure`, before that
 batch is written: recording it per file would mark good images failed for good.
 """
 
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from indexer.plan import IndexReport, Job, plan_run
 from indexer.prepare import Prepared, Preparer
@@ -43,13 +44,15 @@ SYSTEMIC = (MemoryError, ModelNotFound, SystemicFailure)
 __all__ = ["IndexReport", "Indexer", "Job", "guarded"]
 
 
-def guarded(what: str, fn: Callable[[list], Sequence], inputs: list) -> list:
+def guarded(what: str, fn: Callable[[list], Sequence], inputs: list, probe: Any = None) -> list:
     """Run a batch model call; if it fails, retry one by one to isolate the bad input.
 
     Returns one result per input, or the error message (str) for inputs that fail.
 
-    :raises SystemicFailure: a systemic exception, or every one of two or more inputs failed
-        alone too (the backend is broken, not the inputs).
+    :param probe: an input the backend must accept (a plain small image): when every
+        one of two or more inputs fails alone, the backend is tried on it; failing on
+        it too means the backend is broken, not the inputs.
+    :raises SystemicFailure: a systemic exception, or a backend that fails on the probe.
     """
     if not inputs:
         return []
@@ -64,12 +67,29 @@ def guarded(what: str, fn: Callable[[list], Sequence], inputs: list) -> list:
             log.warning("%s failed: %s", what, exc)
             return [str(exc) or exc.__class__.__name__]
     out = [guarded(what, fn, [x])[0] for x in inputs]
-    if all(isinstance(r, str) for r in out):
-        raise SystemicFailure(
-            f"{what} failed on every image of a batch ({out[0]}): the backend is broken, not the images. "
-            "The run stopped and nothing of this batch was recorded; fix it and run again."
-        )
+    if probe is not None and all(isinstance(r, str) for r in out):
+        backend_works(what, lambda: fn([probe]), out[0])
     return out
+
+
+def backend_works(what: str, call: Callable[[], Any], seen: str) -> None:
+    """Try a backend on a known-good input after it failed on a whole batch.
+
+    :raises SystemicFailure: it fails there too.
+    """
+    try:
+        call()
+    except Exception as exc:  # noqa: BLE001 - any failure on the probe is the backend's
+        raise SystemicFailure(
+            f"{what} failed on every image of a batch ({seen}) and on a plain test image ({exc}): "
+            "the backend is broken, not the images. The run stopped and nothing of this batch was "
+            "recorded; fix it and run again."
+        ) from exc
+
+
+def probe_image() -> Image.Image:
+    """A plain image every backend must accept."""
+    return Image.new("RGB", (64, 64), (128, 128, 128))
 
 
 class Indexer:
@@ -179,17 +199,16 @@ class Indexer:
         """
         read = [it for it in items if "ocr" in it.stages and it.image is not None]
         if len(read) >= 2 and all(it.ocr_crashed for it in read):
-            raise SystemicFailure(
-                f"OCR failed on every image of a batch ({read[0].stage_errors['ocr']}): the engine is "
-                "broken, not the images. The run stopped; fix it (or index with --ocr none) and run again."
-            )
+            backend_works("OCR", lambda: self.ocr.read(probe_image(), scale=1.0), read[0].stage_errors["ocr"])
         for it in items:
             if it.embed and it.image is not None and it.sha256:
                 it.vector = self.store.embeddings.for_hash(it.sha256)  # moved or copied file
                 it.reused = it.vector is not None
         need = [it for it in items if it.embed and it.image is not None and it.vector is None]
         for it, vec in zip(
-            need, guarded("embedding", self.embedder.embed_images, [it.image for it in need]), strict=True
+            need,
+            guarded("embedding", self.embedder.embed_images, [it.image for it in need], probe_image()),
+            strict=True,
         ):
             if isinstance(vec, str):
                 it.error = f"embedding failed: {vec}"
@@ -221,6 +240,7 @@ class Indexer:
             "captioning",
             lambda pairs: self.captioner.caption([p[0] for p in pairs], [p[1] for p in pairs]),
             list(zip([it.image for it in items], texts, strict=True)),
+            (probe_image(), ""),
         )
         for it, cap in zip(items, results, strict=True):
             if isinstance(cap, str):

@@ -1,8 +1,8 @@
 """The worker stages of an index run: hash, decode, OCR and perceptual hash, off the main thread.
 
 They touch no database (onnxruntime releases the GIL, so OCR overlaps the model
-stages of the previous batch). A failure here belongs to one file, except a
-:class:`MemoryError`, which stops the run.
+stages of the previous batch). A failure here belongs to one file, except running
+out of memory, which stops the run (:class:`SystemicFailure`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from PIL import Image
 
 from indexer.plan import Job
 from searchengine.duplicates import PHASH_STAGE, perceptual_hash
-from searchengine.errors import UnsupportedImage
+from searchengine.errors import SystemicFailure, UnsupportedImage
 from searchengine.imaging import WORKING_SIDE, load_image
 from searchengine.models.ocr import OCR_SIDE
 from searchengine.records import Caption, OcrResult
@@ -87,6 +87,8 @@ class Preparer:
         if PHASH_STAGE in item.stages:
             try:
                 item.phash = perceptual_hash(image)
+            except MemoryError as exc:
+                raise SystemicFailure("out of memory while hashing images: the run stopped") from exc
             except Exception as exc:  # noqa: BLE001 - recorded like any stage failure
                 item.stage_errors[PHASH_STAGE] = f"hashing failed: {exc}"
         item.image = image
@@ -116,8 +118,8 @@ class Preparer:
     def _read(self, item: Prepared, image: Image.Image) -> None:
         try:
             item.ocr = self.ocr.read(image, scale=item.facts["width"] / image.width)
-        except MemoryError:
-            raise
+        except MemoryError as exc:
+            raise SystemicFailure("out of memory while reading text: the run stopped") from exc
         except Exception as exc:  # noqa: BLE001 - one image's OCR failure is recorded
             log.warning("OCR failed on %s: %s", item.job.info.path, exc)
             item.stage_errors["ocr"] = f"OCR failed: {exc}"

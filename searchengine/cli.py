@@ -54,7 +54,9 @@ class _Group(click.Group):
         except SearchEngineError as exc:
             raise click.ClickException(str(exc)) from None
         except sqlite3.DatabaseError as exc:
-            raise click.ClickException(f"the index database is unusable ({exc}): re-index") from None
+            from searchengine.store.db import database_problem
+
+            raise click.ClickException(database_problem(exc)) from None
 
 
 @click.group(cls=_Group)
@@ -97,7 +99,12 @@ class _ProgressBar:
 @click.argument("folders", nargs=-1, required=True, type=click.Path(file_okay=False))
 @index_option
 @model_option
-@click.option("--rebuild", is_flag=True, help="Drop the index's contents and re-embed everything.")
+@click.option(
+    "--rebuild",
+    is_flag=True,
+    help="Drop the index's contents and re-embed everything; this also drops user tags, "
+    "collections and imported metadata.",
+)
 @click.option("--retry-failed", is_flag=True, help="Try files that failed before again.")
 @click.option(
     "--batch-size",
@@ -297,15 +304,16 @@ def search(query, index, model, image_file, like, as_json, **options) -> None:
     request = build_request(query, image=image, like=like_id, **options)
     embedder = resolve_embedder(store, model) if request.needs_encoder or model else None
     page = SearchEngine(store, embedder).run(request)
-    _print_page(page, str(store.dir), as_json, request.explain)
+    _print_page(page, query, str(store.dir), as_json, request.explain)
 
 
-def _print_page(page, index: str, as_json: bool, explain: bool) -> None:
+def _print_page(page, query: str | None, index: str, as_json: bool, explain: bool) -> None:
     """Print a search page: one JSON object, or a header on stderr and a line per hit."""
     if as_json:
         click.echo(
             json.dumps(
                 {
+                    "query": query,
                     "mode": page.mode,
                     "fusion": page.fusion,
                     "encoder": page.encoder,

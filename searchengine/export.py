@@ -126,22 +126,27 @@ def alt_text(
         if colour and colour.lower() not in alt.lower():
             alt = f"{alt}, {colour.lower()}"
         return shorten(clean_phrase(alt)), "title"
-    words = (parts.quoted if parts and parts.quoted else "") or " ".join(ocr_text.split())
+    quoted = parts.quoted if parts else ""  # what the captioner judged worth quoting
+    words = quoted or " ".join(ocr_text.split())
     colours = join_words(parts.colours) if parts and parts.colours else ""
-    mostly = f", mostly {colours}" if colours else ""
     if len(words.split()) >= 2:
-        alt = f'Text reading "{words}"{mostly}'
+        alt = f'Text reading "{words}"' + (f", mostly {colours}" if colours else "")
         if len(alt) > ALT_MAX:
             alt = f'Text reading "{shorten(words, ALT_MAX - 16)}"'
         return shorten(alt), "ocr_text"
-    if parts is None and clean_phrase(caption or "").lower() not in ("", "an image", "image", "a picture"):
-        return shorten(clean_phrase(caption or "")), "caption"
-    if parts is None or not parts.labels:
-        return shorten(humanise(path) + mostly), "file name"
-    subject = join_words([f"{article(n)} {n}" for n, _ in parts.labels], "or")
-    if words:
-        subject += f' with the text "{words}"'
-    return shorten(clean_phrase(subject) + (f"; mostly {colours}" if colours else "")), "caption"
+    mostly = f"; mostly {colours}" if colours else ""
+    if parts is None:  # a captioner that writes prose only: its sentence, cleaned
+        phrase = clean_phrase(caption or "")
+        if phrase.lower() not in ("", "an image", "image", "a picture"):
+            return shorten(phrase), "caption"
+        return shorten(humanise(path)), "file name"
+    if parts.labels:
+        subject = join_words([f"{article(n)} {n}" for n, _ in parts.labels], "or")
+        subject += f' with the text "{quoted}"' if quoted else ""
+        return shorten(clean_phrase(subject) + mostly), "caption"
+    if quoted:
+        return shorten(f'The text "{quoted}"{mostly}'), "caption"
+    return shorten(humanise(path) + (f", mostly {colours}" if colours else "")), "file name"
 
 
 def keywords(tags: list[str], user_tags: list[str], meta: dict[str, str], ocr_text: str) -> tuple[list, list]:
@@ -190,7 +195,7 @@ def records(store, ids: list[int] | None = None, chunk: int = 500) -> Iterator[S
         recs, texts = store.images.by_id(part), store.text.of_many(part)
         metas, sources = store.library.metadata_of(part), store.library.sources_of(part)
         users = store.library.user_tags_of(part)
-        for image_id in part:
+        for image_id in (i for i in part if i in recs):  # skip rows deleted meanwhile
             yield _record(
                 recs[image_id],
                 texts[image_id],

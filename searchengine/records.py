@@ -179,13 +179,13 @@ class Caption:
 class CaptionParts:
     """What a composed caption says, as data: labels with probabilities, colours, quoted text."""
 
-    labels: tuple[tuple[str, float], ...] = ()
+    labels: tuple[tuple[str, float | None], ...] = ()  # None: probability not recorded (schema 3)
     colours: tuple[str, ...] = ()
     quoted: str = ""
 
     def as_dict(self) -> dict:
         return {
-            "labels": [[n, round(p, 4)] for n, p in self.labels],
+            "labels": [[n, None if p is None else round(p, 4)] for n, p in self.labels],
             "colours": list(self.colours),
             "quoted": self.quoted,
         }
@@ -194,7 +194,7 @@ class CaptionParts:
     def from_dict(cls, data: dict | None) -> CaptionParts | None:
         if not data:
             return None
-        labels = tuple((str(n), float(p)) for n, p in data.get("labels", ()))
+        labels = tuple((str(n), None if p is None else float(p)) for n, p in data.get("labels", ()))
         return cls(labels, tuple(data.get("colours", ())), str(data.get("quoted", "")))
 
 

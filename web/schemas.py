@@ -80,7 +80,6 @@ class Leg(BaseModel):
     score: float
     coverage: float | None = Field(
         None,
-        exclude_if=lambda v: v is None,  # as the core (and the CLI) give it: keyword leg only
         description="Share of query terms the image's text holds (keyword leg only).",
     )
 

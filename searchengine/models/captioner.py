@@ -106,7 +106,7 @@ class OfflineCaptioner:
     """Describes images from ImageNet labels, pixel colours and OCR text (no downloads)."""
 
     name = "offline"
-    tag = "labels-colours-ocr-v2"  # v2: the caption parts are stored with it (exports)
+    tag = "labels-colours-ocr-v1"
 
     def __init__(self, backbone: str = "lite0", floor: float = LABEL_FLOOR) -> None:
         from searchengine.models.conse import imagenet_lemmas, weights_path

@@ -146,7 +146,7 @@ class SearchEngine:
                 name: {
                     "rank": ls.rank,
                     "score": ls.score,
-                    **({"coverage": round(shares[f.id], 3)} if name == "keyword" and f.id in shares else {}),
+                    "coverage": round(shares[f.id], 3) if name == "keyword" and f.id in shares else None,
                 }
                 for name, ls in f.legs.items()
             }
@@ -171,10 +171,11 @@ class SearchEngine:
         depth = plan.depth(request.offset, request.limit)
         legs: dict[str, list[tuple[int, float]]] = {}
         vector_strong = request.by_image
-        cut = -1.0
+        # the calibrated cutoff is needed only for text queries (image queries apply none)
+        calibrated = not request.by_image and vectors is not None
+        index_cutoff = (self.cutoff(vectors) if vectors.ntotal else 1.0) if calibrated else -1.0
+        cut = plan.threshold(request.min_score, request.mode, request.by_image, index_cutoff)
         if vectors is not None:
-            index_cutoff = self.cutoff(vectors) if vectors.ntotal else 1.0
-            cut = plan.threshold(request.min_score, request.mode, request.by_image, index_cutoff)
             qvec = leg.query_vector(self.embedder, self.store, parsed, request.image, request.like)
             hits = leg.vector_leg(
                 self.store, vectors, qvec, depth + (request.like is not None), request.filters, parsed

@@ -67,7 +67,8 @@ def threshold(min_score: float | None, mode: str, by_image: bool, cutoff: float)
 def keyword_confidence(share: float) -> float:
     """A keyword hit's confidence in [0, 1] from the share of the query's terms it holds:
     1 for every term, ``share**2 / FULL_MATCH_BOOST`` otherwise (the leg's weight carries
-    ``FULL_MATCH_BOOST``, see :func:`leg_weights`)."""
+    ``FULL_MATCH_BOOST``, see :func:`leg_weights`). Weight times confidence is the former
+    ``share**2``, times the boost for a full match, up to floating-point rounding."""
     return 1.0 if share >= 1.0 else share * share / FULL_MATCH_BOOST
 
 
@@ -93,7 +94,7 @@ class Signals:
 
 @dataclass(frozen=True, slots=True)
 class LegWeights:
-    """Each leg's weight for fusion, and the name of the rule that set them (for explain)."""
+    """Each leg's weight for fusion, and the name of the rule that set them (for tests and studies)."""
 
     vector: float
     keyword: float

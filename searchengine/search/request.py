@@ -51,7 +51,10 @@ def folder_path(folder: str | None) -> str | None:
     """The absolute, resolved form of a folder filter (as the indexer records paths)."""
     if not folder or not folder.strip():
         return None
-    return str(Path(folder).expanduser().resolve())
+    try:
+        return str(Path(folder).expanduser().resolve())
+    except (RuntimeError, OSError, ValueError) as exc:  # ~nosuchuser, a symlink loop, a NUL
+        raise BadQuery(f"not a usable folder: {folder!r} ({exc})") from None
 
 
 def build_filters(

@@ -144,11 +144,18 @@ def _connect(path: Path) -> sqlite3.Connection:
         migrate(conn)
     except sqlite3.DatabaseError as exc:
         conn.close()
-        raise SearchEngineError(
-            f"{path} is not a usable index database ({exc}): move it away and re-index, "
-            "or choose another --index"
-        ) from None
+        raise SearchEngineError(f"{path}: {database_problem(exc)}") from None
     return conn
+
+
+def database_problem(exc: sqlite3.DatabaseError) -> str:
+    """Say what a database error means for the user, and a next step that loses nothing."""
+    if isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc)):
+        return f"the index is busy: another process is writing to it ({exc}); try again when it is done"
+    return (
+        f"the index database is unusable ({exc}): keep a copy of the index folder (it holds your tags, "
+        "collections and metadata) and index into another --index meanwhile"
+    )
 
 
 def mismatch_error(index_dir: Path, have: EncoderId, want: EncoderId) -> IndexMismatch:

@@ -7,6 +7,8 @@ from a newer version of the program is refused rather than guessed at.
 
 from __future__ import annotations
 
+import json
+import re
 import sqlite3
 from collections.abc import Callable
 
@@ -165,8 +167,42 @@ def _m0003_library(conn: sqlite3.Connection) -> None:
         refresh_document(conn, image_id)  # the keyword index gains its metadata column
 
 
+#: How the offline captioner's first version wrote its sentences (the only prose ever parsed,
+#: once, here): "Looks like a cat or a dog with the text "X"; mostly white and grey."
+_LEGACY_OFFLINE = re.compile(
+    r'^(?:Looks like (?P<labels>.+?)(?= with the text "|;|\.$))?'
+    r'(?:(?: with|Shows) the text "(?P<quoted>.*)")?'
+    r"(?:An image)?(?:; mostly (?P<colours>[a-z ,]+))?\.$"
+)
+
+
+def legacy_offline_parts(text: str) -> dict | None:
+    """The parts of a caption written by ``offline:labels-colours-ocr-v1`` (None if not its form).
+
+    Its label probabilities were not stored: they are left unknown (None).
+    """
+    m = _LEGACY_OFFLINE.match(text)
+    if m is None:
+        return None
+
+    def words(group: str | None, last: str) -> list[str]:
+        return [w for w in re.split(rf", | {last} ", group or "") if w]
+
+    labels = [re.sub(r"^an? ", "", w) for w in words(m.group("labels"), "or")]
+    return {
+        "labels": [[n, None] for n in labels],
+        "colours": words(m.group("colours"), "and"),
+        "quoted": m.group("quoted") or "",
+    }
+
+
 def _m0004_caption_parts(conn: sqlite3.Connection) -> None:
     _script(conn, SCHEMA_0004)
+    rows = conn.execute("SELECT image_id, text FROM captions WHERE model = 'offline:labels-colours-ocr-v1'")
+    for image_id, text in rows.fetchall():
+        parts = legacy_offline_parts(text)
+        if parts is not None:
+            conn.execute("UPDATE captions SET parts = ? WHERE image_id = ?", [json.dumps(parts), image_id])
 
 
 MIGRATIONS: list[tuple[str, Migration]] = [

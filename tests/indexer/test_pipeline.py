@@ -193,3 +193,23 @@ def test_ocr_crashing_on_every_image_stops_the_run(index_dir, image_dir, tiny_em
     with pytest.raises(SystemicFailure, match="OCR failed on every image"):
         Indexer(store, tiny_embedder, ocr=DeadOcr(), batch_size=4).run(image_dir)
     assert store.text.of(1).stages == {} and store.images.counts().stage_errors == 0
+
+
+def test_a_batch_of_only_bad_images_is_recorded_per_file(index_dir, image_dir, tiny_embedder):
+    """Two images the model refuses, alone in a batch: the backend works on a plain image,
+    so they are failed files, not a broken backend, and later runs go on."""
+
+    class Picky(CountingEmbedder):
+        def embed_images(self, images):
+            if any(min(im.size) < 8 for im in images):
+                raise ValueError("image too small for the model")
+            return super().embed_images(images)
+
+    for name in ("aa_tiny1.png", "aa_tiny2.png"):
+        make_image(size=(4, 4)).save(image_dir / name)
+    store = Store(index_dir)
+    report = Indexer(store, Picky(tiny_embedder), batch_size=2).run(image_dir)
+    assert (report.failed, report.embedded) == (2, 9)
+    assert {f.path.rsplit("/", 1)[1] for f in store.images.failures()} == {"aa_tiny1.png", "aa_tiny2.png"}
+    again = Indexer(store, Picky(tiny_embedder), batch_size=2).run(image_dir)
+    assert again.processed == 0

@@ -92,7 +92,8 @@ def test_a_version_2_index_upgrades_in_place(tmp_path, tiny_embedder):
             (n, str(p), str(root)),
         )
         conn.execute(
-            "INSERT INTO captions(image_id, text, tags, model) VALUES (?, 'a red kite', '[]', 'old')", (n,)
+            "INSERT INTO captions(image_id, text, tags, model) VALUES (?, 'a red kite', '[]', ?)",
+            (n, "old" if n > 1 else "offline:labels-colours-ocr-v1"),
         )
         conn.execute(
             "INSERT INTO search_fts(rowid, name, folder, caption, tags, ocr) "
@@ -105,7 +106,47 @@ def test_a_version_2_index_upgrades_in_place(tmp_path, tiny_embedder):
     store = Store(tmp_path / "index")
     assert current_version(store.db.conn) == len(MIGRATIONS) == 4
     assert "parts" in {c.name for c in store.db["captions"].columns}  # 0004: caption parts
+    # "a red kite" is not the offline captioner's form: no parts are made up for it
+    assert [store.text.of(n).caption_parts for n in (1, 2)] == [None, None]
     assert len(store.text.keyword_search('"kite"', 10)) == 3  # the keyword index was rebuilt with its text
     assert store.duplicates.phashes() == {}
     Indexer(store, tiny_embedder).run(root)  # new content hashes: re-embedded, hashed
     assert len(store.duplicates.phashes()) == 3
+
+
+@pytest.mark.parametrize(
+    ("caption", "parts"),
+    [
+        (
+            "Looks like a tabby; mostly orange.",
+            {"labels": [["tabby", None]], "colours": ["orange"], "quoted": ""},
+        ),
+        (
+            'Looks like a cat, an orange or a dog with the text "HELLO X"; mostly white, black and grey.',
+            {
+                "labels": [["cat", None], ["orange", None], ["dog", None]],
+                "colours": ["white", "black", "grey"],
+                "quoted": "HELLO X",
+            },
+        ),
+        (
+            'Shows the text "SUMMER SALE"; mostly red.',
+            {"labels": [], "colours": ["red"], "quoted": "SUMMER SALE"},
+        ),
+        ("An image; mostly grey.", {"labels": [], "colours": ["grey"], "quoted": ""}),
+        ("a dog on a beach", None),  # not the offline captioner's form
+    ],
+)
+def test_migration_0004_reads_the_old_offline_captions_parts(caption, parts):
+    from searchengine.store.schema import legacy_offline_parts
+
+    assert legacy_offline_parts(caption) == parts
+
+
+def test_database_problems_say_busy_or_keep_a_copy_never_destroy():
+    from searchengine.store.db import database_problem
+
+    busy = database_problem(sqlite3.OperationalError("database is locked"))
+    assert busy.startswith("the index is busy") and "try again" in busy
+    broken = database_problem(sqlite3.DatabaseError("file is not a database"))
+    assert "keep a copy" in broken and "--rebuild" not in broken and "delete" not in broken
