@@ -116,9 +116,14 @@ class VectorIndex:
 
     @classmethod
     def rebuild(cls, store: Store, dim: int) -> VectorIndex:
-        """Build from every embedding in SQLite and save atomically."""
-        gen = store.generation()
-        ids, vecs = store.embeddings.all(dim)
+        """Build from every embedding in SQLite and save atomically.
+
+        The generation and the vectors are read in one snapshot, so an index run
+        committing meanwhile can never label newer vectors with an older generation.
+        """
+        with store.snapshot():
+            gen = store.generation()
+            ids, vecs = store.embeddings.all(dim)
         key = choose_index_key(len(ids), dim)
         vi = cls(build_index(key, ids, vecs), key, gen)
         vi.save(store.dir)
