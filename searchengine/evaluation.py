@@ -149,30 +149,6 @@ def query_sets(folder: Path, records: list[dict]) -> list[QuerySet]:
     return list(sets.values())
 
 
-class _RecentTexts:
-    """An encoder that remembers the last few text embeddings: every variant of one
-    query encodes its text once (the engine's own results are unchanged)."""
-
-    def __init__(self, inner, keep: int = 16) -> None:
-        self.inner, self.id, self.keep = inner, inner.id, keep
-        self._texts: dict[str, object] = {}
-
-    def __getattr__(self, name):  # load, embed_images... as the wrapped encoder
-        return getattr(self.inner, name)
-
-    def embed_texts(self, texts):
-        import numpy as np
-
-        missing = [t for t in dict.fromkeys(texts) if t not in self._texts]
-        if missing:
-            for text, vec in zip(missing, self.inner.embed_texts(missing), strict=True):
-                self._texts[text] = vec
-        out = np.stack([self._texts[t] for t in texts]) if texts else self.inner.embed_texts(texts)
-        while len(self._texts) > self.keep:
-            self._texts.pop(next(iter(self._texts)))
-        return out
-
-
 def run_eval(
     engine,
     sets: list[QuerySet],
@@ -193,11 +169,12 @@ def run_eval(
     """
     from PIL import Image
 
+    from searchengine.models.base import TextCache
     from searchengine.records import SearchRequest
     from searchengine.search import SearchEngine
 
-    if engine.embedder is not None:
-        engine = SearchEngine(engine.store, _RecentTexts(engine.embedder))
+    if engine.embedder is not None:  # the variants of one query encode its text once
+        engine = SearchEngine(engine.store, TextCache(engine.embedder, 16))
     results: dict[str, dict[str, dict[str, float]]] = {}
     for qs in sets:
         ranked: dict[str, list[list[str]]] = {name: [] for name in VARIANTS}

@@ -152,32 +152,13 @@ class OcrResult:
 
 
 @dataclass(frozen=True, slots=True)
-class Caption:
-    """A generated description and keyword tags for one image, with its parts when the
-    captioner composed it from measured facts (exports use the parts, never the prose).
+class CaptionParts:
+    """What a composed caption says, as data: labels with probabilities, colours, quoted text.
 
     :param labels: ``(label, probability)`` the description names, best first.
     :param colours: dominant colour names, largest share first.
     :param quoted: the image text the description quotes ("" when none).
     """
-
-    text: str
-    tags: tuple[str, ...] = ()
-    labels: tuple[tuple[str, float], ...] = ()
-    colours: tuple[str, ...] = ()
-    quoted: str = ""
-
-    @property
-    def parts(self) -> CaptionParts | None:
-        """The structured parts, or None for a captioner that writes prose only."""
-        if not (self.labels or self.colours or self.quoted):
-            return None
-        return CaptionParts(self.labels, self.colours, self.quoted)
-
-
-@dataclass(frozen=True, slots=True)
-class CaptionParts:
-    """What a composed caption says, as data: labels with probabilities, colours, quoted text."""
 
     labels: tuple[tuple[str, float | None], ...] = ()  # None: probability not recorded (schema 3)
     colours: tuple[str, ...] = ()
@@ -196,6 +177,17 @@ class CaptionParts:
             return None
         labels = tuple((str(n), None if p is None else float(p)) for n, p in data.get("labels", ()))
         return cls(labels, tuple(data.get("colours", ())), str(data.get("quoted", "")))
+
+
+@dataclass(frozen=True, slots=True)
+class Caption:
+    """A generated description and keyword tags for one image, with its parts when the
+    captioner composed it from measured facts (exports use the parts, never the prose;
+    None for a captioner that writes prose only)."""
+
+    text: str
+    tags: tuple[str, ...] = ()
+    parts: CaptionParts | None = None
 
 
 @dataclass(frozen=True, slots=True)

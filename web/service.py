@@ -14,19 +14,16 @@ import logging
 import os
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
-
 from searchengine.config import Settings
 from searchengine.errors import IndexNotBuilt, NotFound, SearchEngineError
 from searchengine.imaging import load_image
-from searchengine.models.base import Embedder
+from searchengine.models.base import Embedder, TextCache
 from searchengine.records import EncoderId, ImageRecord
 from searchengine.search import SearchEngine
 from searchengine.store.db import Store
@@ -81,18 +78,14 @@ class Busy(SearchEngineError):
 
 
 class _Serialised:
-    """One encoder shared by request threads, one call at a time.
-
-    Text embeddings are remembered (least recently used first out): "Show more",
-    filter changes and repeated queries do not encode the same text again.
-    """
+    """One encoder shared by request threads, one call at a time, remembering the last
+    2,048 query texts (:class:`~searchengine.models.base.TextCache`)."""
 
     TEXT_CACHE = 2048
 
     def __init__(self, inner: Embedder) -> None:
-        self.inner, self.id = inner, inner.id
+        self.inner, self.id = TextCache(inner, self.TEXT_CACHE), inner.id
         self._lock = threading.Lock()
-        self._texts: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def load(self) -> None:
         with self._lock:
@@ -100,16 +93,7 @@ class _Serialised:
 
     def embed_texts(self, texts):
         with self._lock:
-            missing = list(dict.fromkeys(t for t in texts if t not in self._texts))
-            if missing:
-                for text, vec in zip(missing, self.inner.embed_texts(missing), strict=True):
-                    self._texts[text] = vec
-            out = np.stack([self._texts[t] for t in texts]) if texts else self.inner.embed_texts(texts)
-            for t in texts:
-                self._texts.move_to_end(t)
-            while len(self._texts) > self.TEXT_CACHE:
-                self._texts.popitem(last=False)
-            return out.copy()
+            return self.inner.embed_texts(texts)
 
     def embed_images(self, images):
         with self._lock:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
@@ -48,3 +49,35 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
 def hub_offline() -> bool:
     """Tell whether ``HF_HUB_OFFLINE`` asks for no download attempts at all."""
     return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
+class TextCache:
+    """An encoder that remembers its last ``size`` text embeddings (least recently used out).
+
+    Repeated queries ("Show more", filter changes, the variants of one evaluation query)
+    do not encode the same text again; images pass through. Not thread-safe: share it
+    under a lock.
+    """
+
+    def __init__(self, inner: Embedder, size: int) -> None:
+        self.inner, self.id, self.size = inner, inner.id, size
+        self._texts: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def load(self) -> None:
+        self.inner.load()
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        return self.inner.embed_images(images)
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """``(N, dim)`` float32 unit rows, a fresh array the caller may change."""
+        missing = list(dict.fromkeys(t for t in texts if t not in self._texts))
+        if missing:
+            for text, vec in zip(missing, self.inner.embed_texts(missing), strict=True):
+                self._texts[text] = vec
+        out = np.stack([self._texts[t] for t in texts]) if texts else self.inner.embed_texts(texts)
+        for t in texts:
+            self._texts.move_to_end(t)
+        while len(self._texts) > self.size:
+            self._texts.popitem(last=False)
+        return out.copy()

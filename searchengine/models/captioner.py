@@ -19,7 +19,7 @@ from PIL import Image
 
 from searchengine.errors import ModelNotFound
 from searchengine.models.base import hub_offline
-from searchengine.records import Caption
+from searchengine.records import Caption, CaptionParts
 from searchengine.text import article, join_words
 
 #: Labels at or above this probability become tags (and words of the caption).
@@ -96,9 +96,9 @@ def describe(labels: Sequence[tuple[str, float]], colours: Sequence[str], text: 
     return Caption(
         sentence + ".",
         tuple(dict.fromkeys(tags)),
-        labels=tuple((n, float(p)) for n, p in labels),
-        colours=tuple(colours),
-        quoted=snippet,
+        parts=CaptionParts(tuple((n, float(p)) for n, p in labels), tuple(colours), snippet)
+        if labels or colours or snippet
+        else None,
     )
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from searchengine.config import Settings
 from searchengine.errors import BadQuery, IndexNotBuilt, NotFound
 from searchengine.models.base import Embedder
 from searchengine.models.registry import create_embedder
@@ -84,18 +83,6 @@ class SearchEngine:
             raise mismatch_error(store.dir, recorded, embedder.id)
         self.store, self.embedder = store, embedder
         self._cache = vectors or (VectorCache(embedder.id.dim) if embedder else None)
-
-    @classmethod
-    def open(cls, settings: Settings, model: str | None = None, need_encoder: bool = True) -> SearchEngine:
-        """Open the index at ``settings.index_path`` with its recorded (or the given) encoder.
-
-        :param need_encoder: False opens a keyword-only engine (no model loaded), unless
-            ``model`` is given.
-        """
-        store = open_store(settings.index_path)
-        if not need_encoder and model is None:
-            return cls(store, None)
-        return cls(store, resolve_embedder(store, model))
 
     @property
     def encoder(self) -> EncoderId | None:

@@ -88,8 +88,7 @@ class Library:
 
     # -- user tags ------------------------------------------------------------------
     def user_tags(self, image_id: int) -> list[str]:
-        rows = self.db.execute("SELECT tag FROM user_tags WHERE image_id = ? ORDER BY tag", [image_id])
-        return [r[0] for r in rows.fetchall()]
+        return self.user_tags_of([image_id]).get(image_id, [])
 
     def user_tags_of(self, ids: Sequence[int]) -> dict[int, list[str]]:
         """Return each image's user tags, sorted."""
