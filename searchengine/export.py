@@ -25,7 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+from searchengine import documents
 from searchengine.imaging import MEDIA_TYPES
+from searchengine.labels import mentions_never_stated, quote_snippet, sentence, stated_labels
 from searchengine.records import CaptionParts
 from searchengine.text import STOPWORDS, article, join_words
 
@@ -38,8 +40,26 @@ NOT_KEYWORDS = {"title", "description", "captions", "text", "sku", "id", "price"
 _PREFIX = re.compile(
     r"^\s*(an? )?(image|picture|photo|photograph|pic|illustration)( of| showing)?\b[\s:,;-]*", re.IGNORECASE
 )
-_HEDGE = re.compile(r"^\s*(looks like|shows|there is|there are|this is)\s+", re.IGNORECASE)
-_WORD = re.compile(r"[^\W\d_][\w'-]{2,}")
+_HEDGE = re.compile(
+    r"^\s*(looks like|looks to be|appears to be|seems to be|may be|might be|probably|possibly|likely|"
+    r"shows|there is|there are|this is|it is)\s+",
+    re.IGNORECASE,
+)
+#: OCR lines read with less confidence than this give no keywords and no quoted alt text.
+OCR_WORD_CONFIDENCE = 0.8
+#: A CJK word (no spaces to tell words apart) needs this confidence and two characters.
+OCR_CJK_CONFIDENCE = 0.9
+_TOKEN = re.compile(r"[^\W_](?:[\w'&./-]*[^\W_])?")
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+#: Words of file names that say how a file was made, not what it shows.
+CAMERA_WORDS = frozenset(
+    """img image images imag cimg dsc dscn dscf dcim pxl sam sdc photo photos pic pics picture pictures
+    screenshot screen shot scan scanned whatsapp untitled copy final edit edited export exported mvimg vid
+    video gopro snapchat signal telegram download downloaded file new hdr pano burst cover thumb thumbnail
+    large small medium original resized crop cropped web hires lowres version rev unsplash pexels pixabay
+    stock shutterstock istock getty gettyimages depositphotos dreamstime frame still capture clip default
+    placeholder temp tmp test jan feb mar apr may jun jul aug sep sept oct nov dec""".split()
+)
 
 NS = {
     "x": "adobe:ns:meta/",
@@ -68,6 +88,8 @@ class SeoRecord:
     format: str | None
     sha256: str | None
     sources: dict[str, str] = field(default_factory=dict)
+    #: Details that tell this image apart when its alt text equals another's (not exported).
+    hints: list[str] = field(default_factory=list, repr=False)
 
     def as_dict(self) -> dict:
         return {
@@ -92,6 +114,27 @@ def humanise(path: str) -> str:
     return (words[:1].upper() + words[1:]) if words else stem
 
 
+def descriptive_name(path: str) -> str:
+    """The file name as words when a person chose them: ``chelsea_the_cat.jpg`` -> ``Chelsea the
+    cat``; "" for names a camera, phone or site made (``IMG_1234``, ``DSC0001``, hashes, dates,
+    plain numbers). A word: 3+ letters with a vowel, not a camera word, not hexadecimal."""
+    words = humanise(path).split()
+    kept = [w for w in words if re.fullmatch(r"[^\W\d_]+(?:'[^\W\d_]+)?", w)]
+    meaningful = [
+        w
+        for w in kept
+        if len(w) >= 3
+        and re.search(r"[aeiouyà-ÿ]", w.lower())
+        and w.lower() not in CAMERA_WORDS
+        and not (len(w) >= 6 and re.fullmatch(r"[a-f]+", w.lower()))
+        and w.lower() not in STOPWORDS
+    ]
+    if not meaningful:
+        return ""
+    phrase = " ".join(w for w in kept if w.lower() not in CAMERA_WORDS and (len(w) > 1 or w.lower() == "a"))
+    return phrase[:1].upper() + phrase[1:]
+
+
 def shorten(text: str, limit: int = ALT_MAX) -> str:
     """Cut ``text`` at a word boundary to at most ``limit`` characters (ending with "…")."""
     text = " ".join(text.split())
@@ -110,15 +153,31 @@ def clean_phrase(text: str) -> str:
     return text[:1].upper() + text[1:] if text else text
 
 
+def confident_text(ocr_lines, ocr_text: str) -> str:
+    """The OCR text read with at least :data:`OCR_WORD_CONFIDENCE`, one line; all of ``ocr_text``
+    when no lines (with confidences) are stored."""
+    if not ocr_lines:
+        return " ".join(ocr_text.split())
+    return " ".join(" ".join(d["text"].split()) for d in ocr_lines if d["confidence"] >= OCR_WORD_CONFIDENCE)
+
+
 def alt_text(
-    caption: str | None, parts: CaptionParts | None, ocr_text: str, meta: dict[str, str], path: str
+    caption: str | None,
+    parts: CaptionParts | None,
+    ocr_text: str,
+    meta: dict[str, str],
+    path: str,
+    ocr_lines: tuple = (),
+    document: documents.Document | None = None,
 ) -> tuple[str, str]:
     """Return ``(alt text, which field it comes from)``: concise, at most 125 characters.
 
-    A product title wins (with its colour when the title lacks it); then the words an
-    image shows; then what the caption's parts name (labels, colours); a caption from
-    a captioner that writes prose only is used as written, without "image of" or
-    hedging; with nothing to say, the file name.
+    In this order: a product title (with its colour when the title lacks it); a document's
+    kind, issuer, date and total (``Receipt from X, 25/12/2018, total 9.00``); the words an
+    image shows (confidently read); a prose captioner's sentence, without "image of" or
+    hedging; a file name a person chose (``astronaut.jpg``: people name files for what they
+    show, a label is right 84% of the time at best); the label a composed caption states
+    (only above the measured floor); with nothing else, the file name. Colours follow.
     """
     if meta.get("title"):
         alt = meta["title"]
@@ -126,31 +185,70 @@ def alt_text(
         if colour and colour.lower() not in alt.lower():
             alt = f"{alt}, {colour.lower()}"
         return shorten(clean_phrase(alt)), "title"
+    if document is not None:
+        return shorten(document.alt_text()), "ocr_text"
     quoted = parts.quoted if parts else ""  # what the captioner judged worth quoting
-    words = quoted or " ".join(ocr_text.split())
+    words = confident_text(ocr_lines, ocr_text) if ocr_lines or not quoted else quoted
     colours = join_words(parts.colours) if parts and parts.colours else ""
-    if len(words.split()) >= 2:
+    if len(words.split()) >= 2 and ocr_keywords((), words):  # two words, one of them a real word
         alt = f'Text reading "{words}"' + (f", mostly {colours}" if colours else "")
         if len(alt) > ALT_MAX:
             alt = f'Text reading "{shorten(words, ALT_MAX - 16)}"'
         return shorten(alt), "ocr_text"
-    mostly = f"; mostly {colours}" if colours else ""
+    mostly = f", mostly {colours}" if colours else ""
     if parts is None:  # a captioner that writes prose only: its sentence, cleaned
         phrase = clean_phrase(caption or "")
-        if phrase.lower() not in ("", "an image", "image", "a picture"):
+        if phrase.lower() not in ("", "an image", "image", "a picture") and not mentions_never_stated(phrase):
             return shorten(phrase), "caption"
-        return shorten(humanise(path)), "file name"
-    if parts.labels:
-        subject = join_words([f"{article(n)} {n}" for n, _ in parts.labels], "or")
-        subject += f' with the text "{quoted}"' if quoted else ""
+    named = descriptive_name(path)
+    if named:
+        return shorten(named + mostly), "file name"
+    labels = stated_labels(parts.labels) if parts else []
+    if labels:
+        subject = join_words([f"{article(n)} {n}" for n, _ in labels], "or")
         return shorten(clean_phrase(subject) + mostly), "caption"
-    if quoted:
+    if quoted and len(confident_text(ocr_lines, quoted).split()) >= 1:
         return shorten(f'The text "{quoted}"{mostly}'), "caption"
-    return shorten(humanise(path) + (f", mostly {colours}" if colours else "")), "file name"
+    return shorten(humanise(path) + mostly), "file name"
 
 
-def keywords(tags: list[str], user_tags: list[str], meta: dict[str, str], ocr_text: str) -> tuple[list, list]:
-    """Return ``(keywords, their sources)``: user tags, then metadata, caption tags and OCR words."""
+def ocr_keywords(ocr_lines, ocr_text: str, limit: int = 8) -> list[str]:
+    """Words of the OCR text worth a keyword: from lines read with confidence >= 0.8; words of
+    3+ letters (one with a vowel when 3 letters: not "QTY", "BHD") or codes of 4+ characters
+    mixing letters and digits (``QX-7781-B``); CJK words of 2+ characters read with >= 0.9;
+    never a lone character, a plain number or a stopword."""
+    lines = [(d["text"], d["confidence"]) for d in ocr_lines] or [(t, 1.0) for t in ocr_text.splitlines()]
+    out = []
+    for text, conf in lines:
+        if conf < OCR_WORD_CONFIDENCE:
+            continue
+        for token in _TOKEN.findall(text):
+            token = token.strip("'&./-")
+            letters = sum(ch.isalpha() for ch in token)
+            digits = sum(ch.isdigit() for ch in token)
+            if _CJK.search(token):
+                ok = conf >= OCR_CJK_CONFIDENCE and len(token) >= 2 and not digits
+            elif digits:
+                ok = letters >= 1 and len(token) >= 4 and not re.search(r"[./]", token)
+            else:
+                ok = letters >= 3 and re.fullmatch(r"[^\W\d_]+(?:['-][^\W\d_]+)*", token) is not None
+                ok = ok and (letters > 3 or re.search(r"[aeiouyà-ÿ]", token.lower()) is not None)
+            if ok and token.lower() not in STOPWORDS:
+                out.append(token)
+    return list(dict.fromkeys(out))[:limit]
+
+
+def keywords(
+    tags: list[str],
+    user_tags: list[str],
+    meta: dict[str, str],
+    ocr_text: str,
+    ocr_lines: tuple = (),
+    document: documents.Document | None = None,
+) -> tuple[list, list]:
+    """Return ``(keywords, their sources)``: user tags, then metadata, caption tags, the document
+    kind and OCR words (see :func:`ocr_keywords`). Caption tags naming a never-stated class are
+    dropped; a person's tags and the catalogue's values are theirs and kept."""
     out, seen, sources = [], set(), []
 
     def add(words, source):
@@ -173,9 +271,9 @@ def keywords(tags: list[str], user_tags: list[str], meta: dict[str, str], ocr_te
         ],
         "metadata",
     )
-    add([t for t in tags if t != "text"], "caption tags")
-    ocr_words = [w for w in _WORD.findall(ocr_text) if w.lower() not in STOPWORDS]
-    add(ocr_words[:8], "ocr")
+    add([t for t in tags if t != "text" and not mentions_never_stated(t)], "caption tags")
+    add([document.kind.lower()] if document else [], "ocr")
+    add(ocr_keywords(ocr_lines, ocr_text), "ocr")
     return out, sources
 
 
@@ -208,8 +306,11 @@ def records(store, ids: list[int] | None = None, chunk: int = 500) -> Iterator[S
 def _record(rec, text, meta: dict[str, str], meta_sources: dict[str, str], user: list[str]) -> SeoRecord:
     """One image's export record, every field with where it came from."""
     ocr = text.ocr_text or ""
-    alt, alt_from = alt_text(text.caption, text.caption_parts, ocr, meta, rec.path)
-    kws, kw_sources = keywords(list(text.tags), user, meta, ocr)
+    doc = documents.parse(text.ocr_lines or [ocr]) if ocr else None
+    alt, alt_from = alt_text(text.caption, text.caption_parts, ocr, meta, rec.path, text.ocr_lines, doc)
+    labels = {n.lower() for n, _ in text.caption_parts.labels} if doc and text.caption_parts else set()
+    tags = [t for t in text.tags if t not in labels]  # a receipt is not the "menu" ImageNet saw
+    kws, kw_sources = keywords(tags, user, meta, ocr, text.ocr_lines, doc)
     origin = {
         "title": meta_sources.get("title", "import"),
         "ocr_text": text.ocr_engine or "none",
@@ -228,7 +329,7 @@ def _record(rec, text, meta: dict[str, str], meta_sources: dict[str, str], user:
         root=rec.root,
         alt_text=alt,
         title=meta.get("title") or humanise(rec.path),
-        caption=text.caption or "",
+        caption=export_caption(text.caption, text.caption_parts, text, doc),
         keywords=kws,
         ocr_text=ocr,
         width=rec.width,
@@ -242,7 +343,60 @@ def _record(rec, text, meta: dict[str, str], meta_sources: dict[str, str], user:
             "keywords": ", ".join(dict.fromkeys(kw_origin[s] for s in kw_sources)) or "none",
             "ocr_text": origin["ocr_text"],
         },
+        hints=[
+            *(doc.details() if doc else []),
+            meta.get("sku", "") or meta.get("id", ""),
+            descriptive_name(rec.path),
+        ],
     )
+
+
+def export_caption(caption: str | None, parts: CaptionParts | None, text, doc) -> str:
+    """The caption as exported: a document's summary sentence; a composed caption rebuilt from
+    its parts (labels above today's floor, the text read with confidence; "" when it would
+    name nothing but colours); a prose caption without "image of" or hedging."""
+    if doc is not None:
+        return doc.alt_text() + "."
+    if not caption:
+        return ""
+    if parts is not None:
+        labels = stated_labels(parts.labels)
+        quoted = (
+            quote_snippet(confident_text(text.ocr_lines, text.ocr_text or ""))
+            if text.ocr_lines
+            else parts.quoted
+        )
+        return sentence(labels, parts.colours, quoted) if labels or quoted else ""
+    phrase = clean_phrase(caption)
+    return phrase + "." if phrase and phrase.lower() not in ("an image", "image") else ""
+
+
+def disambiguate(items: list[SeoRecord]) -> list[SeoRecord]:
+    """Make the alt texts of different images differ (in place; returns ``items``).
+
+    Each image of a group sharing one alt text gets the first of its hints (document number,
+    date, SKU, descriptive file name) that no other image of the group has and that the alt
+    text does not already say; else its file name; else its path below the indexed folder.
+    """
+    groups: dict[str, list[SeoRecord]] = {}
+    for r in items:
+        groups.setdefault(r.alt_text.casefold(), []).append(r)
+    for group in (g for g in groups.values() if len(g) > 1):
+        counts: dict[str, int] = {}
+        for r in group:
+            for h in {h.casefold() for h in _choices(r)}:
+                counts[h] = counts.get(h, 0) + 1
+        for r in group:
+            unique = [h for h in _choices(r) if counts[h.casefold()] == 1]
+            extra = unique[0] if unique else os.path.relpath(r.path, r.root)
+            r.alt_text = shorten(r.alt_text, ALT_MAX - len(extra) - 2) + f", {extra}"
+    return items
+
+
+def _choices(r: SeoRecord) -> list[str]:
+    said = r.alt_text.casefold()
+    hints = [h for h in dict.fromkeys(r.hints) if h and h.casefold() not in said]
+    return [*hints, Path(r.path).name]
 
 
 def content_url(rec: SeoRecord, base_url: str | None) -> str:
@@ -299,6 +453,7 @@ def jsonld(items: list[SeoRecord], base_url: str | None = None) -> dict:
 def render(items: list[SeoRecord], fmt: str, base_url: str | None = None) -> str:
     """The whole export as text, for ``csv``, ``jsonl`` or ``jsonld`` (xmp writes files)."""
     sink = io.StringIO(newline="")
+    disambiguate(items)
     if fmt == "csv":
         write_csv(items, sink)
     elif fmt == "jsonl":
@@ -357,6 +512,7 @@ def write_xmp(items: list[SeoRecord], out_dir: Path | None, overwrite: bool = Fa
 
     :param out_dir: None writes beside the images.
     """
+    disambiguate(items)
     stems: dict[tuple[Path, str], int] = {}
     for r in items:
         key = (Path(r.path).parent, Path(r.path).stem)

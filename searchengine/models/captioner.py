@@ -1,15 +1,16 @@
 """Captioners: a short description plus keyword tags for each image.
 
 * ``offline`` (default, no downloads): states only what the bundled models measured:
-  the ImageNet labels the classifier is confident about, the dominant colours of the
-  pixels, and the text OCR read. It never claims what it did not detect.
+  the ImageNet label the classifier is confident about (at or above a floor measured to
+  be precise, never one of :data:`searchengine.labels.NEVER_STATE`), the dominant colours
+  of the pixels, and the text OCR read. It never claims what it did not detect, and says
+  what it states plainly ("A sandal; mostly white.").
 * ``blip``: transformers BLIP (default ``Salesforce/blip-image-captioning-base``,
   BSD-3-Clause) from the Hugging Face cache or a local directory.
 """
 
 from __future__ import annotations
 
-import colorsys
 import re
 import threading
 from collections.abc import Sequence
@@ -18,83 +19,29 @@ from pathlib import Path
 from PIL import Image
 
 from searchengine.errors import ModelNotFound
+from searchengine.labels import LABEL_FLOOR, mentions_never_stated, quote_snippet, sentence, top_labels
 from searchengine.models.base import hub_offline
+from searchengine.models.colours import COLOUR_FLOOR, colour_name, dominant_colours  # noqa: F401 (re-exported)
 from searchengine.records import Caption, CaptionParts
-from searchengine.text import article, join_words
-
-#: Labels at or above this probability become tags (and words of the caption).
-LABEL_FLOOR = 0.15
-#: Colours covering at least this share of the pixels are named.
-COLOUR_FLOOR = 0.15
 
 _STOPWORDS = frozenset(
     "a an the of on in at with and or to is are there it its this that for from by as some two three".split()
 )
 
 
-def colour_name(rgb: tuple[int, int, int]) -> str:
-    """Name an RGB colour with one of 13 basic colour words."""
-    h, s, v = colorsys.rgb_to_hsv(*(c / 255 for c in rgb))
-    hue = h * 360
-    if v < 0.18:
-        return "black"
-    if s < 0.18:
-        return "white" if v > 0.85 else "grey"
-    if (hue < 45 or hue >= 345) and v < 0.55 and s > 0.25:
-        return "brown"
-    if s < 0.35 and 20 <= hue < 60 and v > 0.7:
-        return "beige"
-    for limit, name in (
-        (15, "red"),
-        (45, "orange"),
-        (70, "yellow"),
-        (165, "green"),
-        (200, "teal"),
-        (255, "blue"),
-        (290, "purple"),
-        (345, "pink"),
-    ):
-        if hue < limit:
-            return name
-    return "red"
-
-
-def dominant_colours(image: Image.Image, floor: float = COLOUR_FLOOR) -> list[str]:
-    """Return the colour names covering at least ``floor`` of the pixels, largest first."""
-    small = image.convert("RGB").resize((48, 48), Image.Resampling.BILINEAR)
-    shares: dict[str, float] = {}
-    for count, rgb in small.getcolors(48 * 48) or []:
-        name = colour_name(rgb)
-        shares[name] = shares.get(name, 0.0) + count / (48 * 48)
-    return [n for n, share in sorted(shares.items(), key=lambda kv: -kv[1]) if share >= floor][:3]
-
-
 def describe(labels: Sequence[tuple[str, float]], colours: Sequence[str], text: str) -> Caption:
-    """Compose an honest caption from measured facts only.
+    """Compose an honest caption from measured facts only, stated plainly.
 
-    :param labels: (label, probability) pairs already above the floor, best first.
+    :param labels: (label, probability) pairs already above the floor and stateable, best first.
     :param colours: dominant colour names.
     :param text: OCR text ("" when none).
     """
-    parts = []
-    if labels:
-        names = [f"{article(n)} {n}" for n, _ in labels]
-        parts.append(f"Looks like {join_words(names, 'or')}")
-    snippet = " ".join(text.split())
-    if sum(ch.isalnum() for ch in snippet) < 3:  # a stray "O" or "8" is not text worth quoting
-        snippet = ""
-    if snippet:
-        if len(snippet) > 80:
-            snippet = snippet[:77].rsplit(" ", 1)[0] + "..."
-        parts.append(f'{"with" if parts else "Shows"} the text "{snippet}"')
-    sentence = " ".join(parts) if parts else "An image"
-    if colours:
-        sentence += f"; mostly {join_words(colours)}"
+    snippet = quote_snippet(text)
     tags = [n.lower() for n, _ in labels] + list(colours)
     if snippet:
         tags.append("text")
     return Caption(
-        sentence + ".",
+        sentence(labels, colours, snippet),
         tuple(dict.fromkeys(tags)),
         parts=CaptionParts(tuple((n, float(p)) for n, p in labels), tuple(colours), snippet)
         if labels or colours or snippet
@@ -103,10 +50,14 @@ def describe(labels: Sequence[tuple[str, float]], colours: Sequence[str], text: 
 
 
 class OfflineCaptioner:
-    """Describes images from ImageNet labels, pixel colours and OCR text (no downloads)."""
+    """Describes images from ImageNet labels, pixel colours and OCR text (no downloads).
+
+    v2: labels only at or above :data:`LABEL_FLOOR` (measured precise), never a class of
+    :data:`searchengine.labels.NEVER_STATE`, no "looks like"; colours measured anew.
+    """
 
     name = "offline"
-    tag = "labels-colours-ocr-v1"
+    tag = "labels-colours-ocr-v2"
 
     def __init__(self, backbone: str = "lite0", floor: float = LABEL_FLOOR) -> None:
         from searchengine.models.conse import imagenet_lemmas, weights_path
@@ -129,13 +80,8 @@ class OfflineCaptioner:
         probs = class_probabilities(images, (self.backbone,))
         out = []
         for im, row, text in zip(images, probs, texts, strict=True):
-            top = row.argsort()[::-1][:3]
-            labels: dict[str, float] = {}  # ImageNet has two "crane" classes: name each once
-            for i in top:
-                if row[i] >= self.floor:
-                    name = self._lemmas[i][0]
-                    labels[name] = labels.get(name, 0.0) + float(row[i])
-            labels = sorted(labels.items(), key=lambda kv: -kv[1])
+            top = [(int(i), self._lemmas[i][0], float(row[i])) for i in row.argsort()[::-1][:3]]
+            labels = top_labels(top, self.floor)  # ImageNet has two "crane" classes: named once
             out.append(describe(labels, dominant_colours(im), text))
         return out
 
@@ -185,5 +131,6 @@ class BlipCaptioner:
         for text in self.processor.batch_decode(ids, skip_special_tokens=True):
             text = " ".join(text.split()).strip() or "an image"
             words = [w for w in re.findall(r"[a-z]+", text.lower()) if w not in _STOPWORDS]
+            words = [w for w in words if not mentions_never_stated(w)]
             out.append(Caption(text[0].upper() + text[1:], tuple(dict.fromkeys(words))))
         return out

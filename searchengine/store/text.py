@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from searchengine.labels import honest_caption
 from searchengine.records import CaptionParts, Filters, ImageText, StageRecord
 from searchengine.store.filters import filter_sql
 from searchengine.store.fts import bm25_expression, document_sql
@@ -68,7 +69,7 @@ class Texts:
     def of_many(self, ids: Sequence[int]) -> dict[int, ImageText]:
         """Return :meth:`of` for many images in four queries (exports, pages of hits)."""
         caps = {
-            i: (t, json.loads(g), m, CaptionParts.from_dict(json.loads(p) if p else None))
+            i: (t, tuple(json.loads(g)), m, CaptionParts.from_dict(json.loads(p) if p else None))
             for i, t, g, m, p in rows_for(
                 self.db, ids, "SELECT image_id, text, tags, model, parts FROM captions"
             )
@@ -90,9 +91,11 @@ class Texts:
         out = {}
         for image_id in {int(i) for i in ids}:
             cap, read = caps.get(image_id), ocr.get(image_id)
+            # captions stored by an older captioner: as the product states them today
+            said, tags = honest_caption(cap[0], cap[1], cap[3]) if cap else (None, ())
             out[image_id] = ImageText(
-                caption=cap[0] if cap else None,
-                tags=tuple(cap[1]) if cap else (),
+                caption=said,
+                tags=tags,
                 caption_model=cap[2] if cap else None,
                 caption_parts=cap[3] if cap else None,
                 ocr_text=read[0] if read else None,
@@ -103,8 +106,13 @@ class Texts:
         return out
 
     def captions_of(self, ids: Sequence[int]) -> dict[int, str]:
-        """Return the caption of each of ``ids`` that has one."""
-        return {int(i): text for i, text in rows_for(self.db, ids, "SELECT image_id, text FROM captions")}
+        """Return the caption of each of ``ids`` that has one (as :func:`honest_caption` states it)."""
+        out = {}
+        for i, text, parts in rows_for(self.db, ids, "SELECT image_id, text, parts FROM captions"):
+            said = honest_caption(text, (), CaptionParts.from_dict(json.loads(parts) if parts else None))[0]
+            if said is not None:
+                out[int(i)] = said
+        return out
 
     def ocr_texts(self, paths: Sequence[str]) -> dict[str, str]:
         """Return the stored OCR text of each of ``paths`` that has one."""
