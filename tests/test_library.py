@@ -210,7 +210,7 @@ def test_near_duplicates_are_grouped_at_index_time(tmp_path, tiny_embedder):
     r = run("duplicates", "--index", tmp_path / "index", "--hamming", "0", "--hamming-loose", "0", "--json")
     # stricter thresholds: found again and stored; the copy stays grouped only if its hash is identical
     hashes = {Path(store.images.by_id([i])[i].path).name: h for i, h in store.duplicates.phashes().items()}
-    identical = hashes["orig.png"] == hashes["small.jpg"]
+    identical = hashes["orig.png"][:16] == hashes["small.jpg"][:16]  # their frame hashes
     assert [[Path(x["path"]).name for x in g] for g in json.loads(r.stdout)["groups"]] == (
         groups if identical else []
     )
@@ -223,7 +223,8 @@ def test_near_duplicates_are_grouped_at_index_time(tmp_path, tiny_embedder):
 @pytest.mark.slow
 @pytest.mark.skipif(not (SHARED / "near_duplicates").is_dir(), reason="../shared/datasets not present")
 def test_duplicate_grouping_precision_and_recall_floor(tmp_path):
-    """The default rule on near_duplicates (600 true pairs): see docs/evaluation.md."""
+    """The default rule on near_duplicates (600 true pairs): see docs/evaluation.md. Measured
+    2026-12-01: precision 1.000, recall 0.980 (version 1's rule: 0.926, 0.995)."""
     from searchengine.duplicates import DEFAULT_RULE, find_groups, perceptual_hash
     from searchengine.imaging import load_image
     from searchengine.models.registry import create_embedder
@@ -240,7 +241,7 @@ def test_duplicate_grouping_precision_and_recall_floor(tmp_path):
     groups = store.duplicates.groups()
     pred = {(g[i], g[j]) for g in groups for i in range(len(g)) for j in range(i + 1, len(g))}
     precision, recall = len(pred & truth) / len(pred), len(pred & truth) / len(truth)
-    assert precision >= 0.9 and recall >= 0.97, (precision, recall)
+    assert precision >= 0.98 and recall >= 0.97, (precision, recall)
     # the stored hashes are what the pipeline computes from the decoded image
     some = next(iter(by_path))
     assert store.duplicates.phashes()[by_path[some]] == perceptual_hash(load_image(some)[0])
@@ -358,7 +359,7 @@ def test_xmp_sidecars_read_back_by_exiftool_and_originals_untouched(labelled, tm
         ).stdout
     )[0]
     assert meta["Title"] == "Trail Runner X2"
-    assert meta["Description"] == "Looks like a running shoe; mostly red."
+    assert meta["Description"] == "A running shoe; mostly red."  # a prose caption, without its hedge
     assert meta["Subject"][:3] == ["Acme", "Red", "running shoe"]
     assert meta["AltTextAccessibility"] == "Trail Runner X2, red"  # colour added: not in the title
     assert meta["TitleSource"] == "import:c.jsonl"

@@ -1,4 +1,4 @@
-"""Near-duplicate groups and the perceptual hashes they are found from."""
+"""Near-duplicate groups and the signatures (perceptual hash, content thumbnail) they are found from."""
 
 from __future__ import annotations
 
@@ -19,9 +19,25 @@ class Duplicates:
         self.store, self.db = store, store.db
 
     def phashes(self) -> dict[int, str]:
-        """Return the perceptual hash (16 hex digits) of every searchable image that has one."""
+        """Return the duplicate signature of every searchable image that has one (older
+        versions stored a 16-hex-digit hash alone)."""
         rows = self.db.execute("SELECT id, phash FROM images WHERE status = 'ok' AND phash IS NOT NULL")
         return dict(rows.fetchall())
+
+    def texts(self) -> dict[int, str]:
+        """Return the OCR text of every image that has some."""
+        return dict(self.db.execute("SELECT image_id, text FROM ocr WHERE text != ''").fetchall())
+
+    def stale(self, stage: str, tool: str) -> list[str]:
+        """Return the paths of the searchable images whose ``stage`` (the duplicate signature)
+        was computed by another tool than ``tool``, or whose signature is missing although
+        the stage ran without error."""
+        rows = self.db.execute(
+            "SELECT i.path FROM images i JOIN stages s ON s.image_id = i.id AND s.stage = ? "
+            "WHERE i.status = 'ok' AND (s.tool != ? OR (s.error IS NULL AND i.phash IS NULL)) ORDER BY i.id",
+            [stage, tool],
+        )
+        return [r[0] for r in rows]
 
     def replace(self, groups: Sequence[Sequence[int]], params: dict) -> None:
         """Store near-duplicate groups (each a list of image ids) and how they were found."""
