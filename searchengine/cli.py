@@ -287,7 +287,11 @@ def _searchable(store, ref: str, what: str):
     metavar="FIELD",
     help="Count this metadata field's values among the matches (brand, category...); repeatable.",
 )
-@click.option("--explain", is_flag=True, help="Show each hit's rank and score in every leg.")
+@click.option(
+    "--explain",
+    is_flag=True,
+    help="Also show each hit's raw rank and score in every leg, and its fused score.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def search(query, index, model, image_file, like, as_json, **options) -> None:
     """Find the images that best match QUERY, best first: by meaning and by words.
@@ -295,6 +299,9 @@ def search(query, index, model, image_file, like, as_json, **options) -> None:
     Operators: "a phrase" must match exactly; -word pushes matches down; 2:word
     counts double. Codes (QX-7781-B, 25/12/2018) favour exact keyword matches.
     With no QUERY and only filters, lists every image that passes them.
+
+    Each hit shows its relevance (0 to 1, comparable across the page) and why it
+    matched in plain words; --explain adds the raw rank and score in every leg.
     """
     from searchengine.search import SearchEngine, build_request, open_store, resolve_embedder
 
@@ -338,10 +345,13 @@ def _print_page(page, query: str | None, index: str, as_json: bool, explain: boo
     for key, values in page.facets.items():
         click.echo(f"{key}: " + (", ".join(f"{v} ({n})" for v, n in values) or "none"), err=True)
     for h in page.hits:
-        line = f"{h.rank:3d}  {h.score:.4f}  {h.path}" + (f"  [{h.title}]" if h.title else "")
+        figure = f"{h.relevance:.2f}" if h.relevance is not None else "  - "
+        line = f"{h.rank:3d}  {figure}  {h.path}" + (f"  [{h.title}]" if h.title else "")
+        if h.reasons:
+            line += "  -- " + "; ".join(h.reasons)
         if explain and h.legs:
-            why = ", ".join(f"{leg} #{v['rank']} ({v['score']:.3f})" for leg, v in h.legs.items())
-            line += f"    [{why}]"
+            why = ", ".join(f"{leg} #{v['rank']} ({v['score']:.3g})" for leg, v in h.legs.items())
+            line += f"    [details: {why}, fused {h.score:.4f}]"
         click.echo(line)
 
 

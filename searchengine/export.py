@@ -389,6 +389,7 @@ def disambiguate(items: list[SeoRecord]) -> list[SeoRecord]:
         for r in group:
             unique = [h for h in _choices(r) if counts[h.casefold()] == 1]
             extra = unique[0] if unique else os.path.relpath(r.path, r.root)
+            extra = shorten(extra, ALT_MAX // 2)
             r.alt_text = shorten(r.alt_text, ALT_MAX - len(extra) - 2) + f", {extra}"
     return items
 

@@ -46,7 +46,9 @@ class Hit:
     """One search result, with what both edges show of it.
 
     :param score: the fused score, for ordering (its scale depends on the fusion).
+    :param relevance: how relevant it is, 0 to 1, comparable across a page (None: a listing).
     :param legs: leg -> ``{"rank", "score"[, "coverage"]}``: why it matched (when asked).
+    :param reasons: why it matched in plain words, at most three (:mod:`searchengine.search.reasons`).
     :param duplicates: how many near duplicates of it are indexed.
     """
 
@@ -61,6 +63,8 @@ class Hit:
     title: str | None = None
     duplicates: int = 0
     legs: dict | None = None
+    relevance: float | None = None
+    reasons: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -76,6 +80,8 @@ class Hit:
             "id": self.id,
             "rank": self.rank,
             "score": round(self.score, 6),
+            "relevance": self.relevance,
+            "reasons": list(self.reasons),
             "path": self.path,
             "name": self.name,
             "folder": self.folder,
@@ -94,7 +100,8 @@ class SearchPage:
     """One page of a search, hydrated, with what produced it.
 
     :param total: matches in the whole ranking (up to the search depth).
-    :param cutoff: the cosine the vector leg required (-1: none).
+    :param cutoff: what the vector leg required: the evidence a text query's best hit had
+        to reach (:mod:`searchengine.search.cutoff`), or the user's ``min_score`` cosine (-1: none).
     :param ids: every id of the ranking, in order (the result set facets count over).
     :param facets: field -> ``[(value, count)]`` among ``ids``, for the fields asked.
     :param generation: the store generation of the vector index searched.
@@ -301,8 +308,8 @@ class SearchRequest:
     :param vector_weight: the user's weight of the vector leg (the plan scales it).
     :param keyword_weight: the user's weight of the keyword leg.
     :param filters: restrictions applied inside each leg.
-    :param min_score: cosine a vector hit must reach; None: the calibrated cutoff for
-        text queries, none for image queries; negative: no cutoff.
+    :param min_score: cosine a vector hit must reach, instead of the calibrated evidence
+        test that applies to text queries by default (none for image queries); negative: no cutoff.
     :param facets: metadata fields whose values to count over the whole result set.
     :param explain: keep each hit's place in every leg.
     """

@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -31,8 +32,14 @@ def test_index_search_info_round_trip(runner, image_dir, index_dir, tiny_spec):
     assert {"path", "score", "rank"} <= set(data["results"][0])
     scores = [x["score"] for x in data["results"]]
     assert scores == sorted(scores, reverse=True)
+    assert all(0 <= x["relevance"] <= 1 and x["reasons"] for x in data["results"])
     r = invoke(runner, "search", "a red square", "--index", index_dir, "--min-score", "-1")
     assert r.exit_code == 0 and len(r.stdout.strip().splitlines()) == 9
+    # each line: rank, relevance (0 to 1), path, why in words; the raw figures only with --explain
+    assert all(re.match(r"\s*\d+  [01]\.\d\d  \S+.*  -- \w", line) for line in r.stdout.splitlines())
+    assert "details:" not in r.stdout
+    r = invoke(runner, "search", "a red square", "--index", index_dir, "--min-score", "-1", "--explain")
+    assert all("[details: vector #" in line for line in r.stdout.splitlines())
     r = invoke(runner, "info", "--index", index_dir, "--json")
     info = json.loads(r.stdout)
     assert (info["images"], info["ok"], info["failed"], info["vectors"]) == (9, 9, 0, 9)

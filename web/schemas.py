@@ -43,7 +43,10 @@ class SearchParams(BaseModel):
         ge=-1,
         le=1,
         allow_inf_nan=False,
-        description="Cosine a semantic hit must reach; default: calibrated per index; -1: no cutoff.",
+        description=(
+            "Cosine a semantic hit must reach, instead of the default evidence test calibrated "
+            "per index (text queries); -1: no cutoff."
+        ),
     )
     folder: str | None = Field(None, max_length=4096, description="Only images under this folder.")
     type: list[str] = Field(
@@ -65,7 +68,7 @@ class SearchParams(BaseModel):
     before: date | None = Field(None, description="Modified on or before this day.")
     min_size: int | None = Field(None, ge=0, le=INT64_MAX, description="Bytes.")
     max_size: int | None = Field(None, ge=0, le=INT64_MAX, description="Bytes.")
-    explain: bool = Field(True, description="Include each hit's rank and score in every leg.")
+    explain: bool = Field(True, description="Include each hit's raw rank and score in every leg (legs).")
 
     _clean = field_validator("q", "folder", "type", "tag", "where", "collection", "facet")(_no_nul)
 
@@ -87,7 +90,20 @@ class Leg(BaseModel):
 class Hit(BaseModel):
     id: int
     rank: int
-    score: float
+    score: float = Field(
+        description="The fused score the ranking is ordered by (its scale depends on the fusion)."
+    )
+    relevance: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="How relevant the hit is, 0 to 1, comparable across a page (null: a filtered listing).",
+    )
+    reasons: list[str] = Field(
+        default_factory=list,
+        description="Why it matched, in plain words, at most three: \"matches 'laptop' in the title\", "
+        '"looks like: a backpack" (empty for a filtered listing).',
+    )
     path: str
     name: str
     folder: str
@@ -97,7 +113,9 @@ class Hit(BaseModel):
     caption: str | None
     title: str | None = Field(None, description="Product title, from imported metadata.")
     duplicates: int = Field(0, description="How many near duplicates of it are indexed.")
-    legs: dict[str, Leg] | None = Field(None, description="Why it matched: its place in each leg.")
+    legs: dict[str, Leg] | None = Field(
+        None, description="Details of why it matched: its raw rank and score in each leg (with explain)."
+    )
     thumbnail: str
     file: str
 
@@ -112,7 +130,12 @@ class SearchResponse(BaseModel):
     total: int = Field(description="Matches in the fused ranking (up to the search depth).")
     offset: int
     limit: int
-    cutoff: float | None = Field(description="Cosine the semantic leg required.")
+    cutoff: float | None = Field(
+        description=(
+            "What the semantic leg required: the evidence a text query's best hit had to reach "
+            "(calibrated per index), or min_score's cosine when given; null: none."
+        )
+    )
     took_ms: float
     facets: dict[str, list[Count]] = Field(
         default_factory=dict, description="Value counts among all matches."

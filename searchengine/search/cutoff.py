@@ -1,16 +1,27 @@
-"""The relevance cutoff: what "nothing relevant" scores in one index with one encoder.
+"""The relevance cutoff: does any image look like the query more than like unrelated things?
 
-The top-1 cosine of queries about things photo collections rarely show
-(:data:`UNRELATED`) is what an irrelevant best match scores in this index; a vector
-hit must reach the best of those. It is computed once per vector-index generation:
-kept on the :class:`~searchengine.store.vectors.VectorIndex` it was computed from (so a
-swapped-in index can never serve another index's cutoff) and in the store's meta
-table (so a new process does not compute it again).
+A fixed cosine threshold fails both ways: an encoder scores some images high for every
+query (hubs), and some queries high against every image. So the evidence is per image
+and per query: an image's *null* is the best cosine any query about things photo
+collections rarely show (:data:`UNRELATED`) reaches on it, and a text query's evidence
+is how far its best hit stands above that hit's null. The query finds something when
+its best evidence reaches :data:`EVIDENCE_SHARE` of the *margin*: the best evidence an
+unrelated query itself reaches against the nulls of the other unrelated queries
+(leave one out), computed once per vector-index generation over each unrelated query's
+nearest images. Then its hits that stand above their null at all are kept, the rest of
+the ranking is not (they look more like something unrelated than like the query).
+
+The margin is kept on the :class:`~searchengine.store.vectors.VectorIndex` it was
+computed from (a swapped-in index never serves another index's margin) and in the
+store's meta table (a new process does not compute it again).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+
+import numpy as np
 
 from searchengine.models.base import Embedder
 from searchengine.store.db import Store
@@ -39,28 +50,70 @@ UNRELATED = (
     "a password reset email confirmation",
     "the melody of a forgotten folk song",
 )
-CUTOFF_METHOD = "max-unrelated-v1"
+CUTOFF_METHOD = "image-null-v2"
+#: The share of the unrelated queries' own best evidence a query must reach; chosen by
+#: leave-one-set-out over the four dev sets (docs/evaluation.md, bench/eval_cutoff.py).
+EVIDENCE_SHARE = 0.7
+#: How many nearest images of each unrelated query the margin looks at (as the search
+#: looks at its own hits).
+CANDIDATES = 100
 
 
-def calibrate(embedder: Embedder, vectors: VectorIndex) -> float:
-    """Return the best cosine any :data:`UNRELATED` query reaches in ``vectors`` (1.0 when empty)."""
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """What a text query's vector hits are measured against.
+
+    :param unrelated: the :data:`UNRELATED` queries' unit vectors (20, dim).
+    :param margin: the best leave-one-out evidence of an unrelated query.
+    """
+
+    unrelated: np.ndarray
+    margin: float
+
+    @property
+    def threshold(self) -> float:
+        """The evidence a query must reach to find anything."""
+        return EVIDENCE_SHARE * self.margin
+
+    def evidence(self, scores: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+        """How far each hit (cosine in ``scores``, unit vector in ``vectors``) stands above
+        its own null: above 0, the image looks more like the query than like anything
+        unrelated."""
+        if len(scores) == 0:
+            return np.zeros(0, dtype=np.float32)
+        return np.asarray(scores, dtype=np.float32) - (vectors @ self.unrelated.T).max(axis=1)
+
+
+def margin(store: Store, vectors: VectorIndex, unrelated: np.ndarray) -> float:
+    """The best evidence any unrelated query reaches against the others' nulls (see the
+    module docstring); 1.0 when the index is empty."""
     if vectors.ntotal == 0:
         return 1.0
-    scores, _ = vectors.search(embedder.embed_texts(list(UNRELATED)), 1)
-    return float(scores[:, 0].max())
+    scores, ids = vectors.search(unrelated, CANDIDATES)
+    best = -1.0
+    for k in range(len(unrelated)):
+        found = ids[k] >= 0
+        vecs, stored = store.embeddings.of_many(ids[k][found].tolist(), unrelated.shape[1])
+        if not stored.any():
+            continue
+        null = (vecs[stored] @ np.delete(unrelated, k, axis=0).T).max(axis=1)
+        best = max(best, float((scores[k][found][stored] - null).max()))
+    return best
 
 
-def cutoff(store: Store, embedder: Embedder, vectors: VectorIndex) -> float:
-    """Return the cutoff of ``vectors`` (the index searched) for ``embedder``, computing it once."""
+def calibration(store: Store, embedder: Embedder, vectors: VectorIndex) -> Calibration:
+    """Return the calibration of ``vectors`` (the index searched) for ``embedder``, computing
+    the margin once per generation."""
     key = {"generation": vectors.generation, "encoder": embedder.id.spec, "method": CUTOFF_METHOD}
 
-    def compute() -> float:
+    def compute() -> Calibration:
+        unrelated = np.ascontiguousarray(embedder.embed_texts(list(UNRELATED)), dtype=np.float32)
         stored = json.loads(store.get_meta("cutoff") or "{}")
-        if all(stored.get(k) == v for k, v in key.items()) and "threshold" in stored:
-            return float(stored["threshold"])
-        value = calibrate(embedder, vectors)
+        if all(stored.get(k) == v for k, v in key.items()) and "margin" in stored:
+            return Calibration(unrelated, float(stored["margin"]))
+        value = margin(store, vectors, unrelated)
         # best effort: while an index run holds the write lock, keep it in memory only
-        store.set_meta("cutoff", json.dumps({**key, "threshold": value}), wait=False)
-        return value
+        store.set_meta("cutoff", json.dumps({**key, "margin": value}), wait=False)
+        return Calibration(unrelated, value)
 
     return vectors.memo(("cutoff", embedder.id.spec), compute)

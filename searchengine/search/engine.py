@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from searchengine.errors import BadQuery, IndexNotBuilt, NotFound
 from searchengine.models.base import Embedder
 from searchengine.models.registry import create_embedder
@@ -19,6 +21,7 @@ from searchengine.search import legs as leg
 from searchengine.search import plan
 from searchengine.search.fusion import rrf, weighted
 from searchengine.search.hydrate import facets, hydrate
+from searchengine.search.reasons import Asked
 from searchengine.store.db import DB_NAME, Store, mismatch_error
 from searchengine.store.vectors import VectorCache, VectorIndex
 
@@ -93,9 +96,13 @@ class SearchEngine:
         """The FAISS index, reloaded when the store changed since it was loaded."""
         return self._cache.get(self.store)
 
+    def calibration(self, vectors: VectorIndex | None = None) -> calibration.Calibration:
+        """Return the relevance calibration of ``vectors`` (default: the current index)."""
+        return calibration.calibration(self.store, self.embedder, vectors or self.vectors)
+
     def cutoff(self, vectors: VectorIndex | None = None) -> float:
-        """Return the calibrated cosine threshold of ``vectors`` (default: the current index)."""
-        return calibration.cutoff(self.store, self.embedder, vectors or self.vectors)
+        """Return the evidence a text query must reach in ``vectors`` (default: the current index)."""
+        return self.calibration(vectors).threshold
 
     def query(self, text: str | None = None, **fields) -> SearchPage:
         """Shorthand for ``run(SearchRequest(text=text, **fields))``."""
@@ -118,13 +125,14 @@ class SearchEngine:
                 raise NotFound(f"no searchable indexed image with id {request.like}")
         parsed = parse_query(request.text) if request.has_text else None
         vectors = self.vectors if request.mode != "keyword" else None
-        legs, signals, shares, cut = self._run_legs(request, parsed, vectors)
+        legs, signals, shares, cut, looks_like = self._run_legs(request, parsed, vectors)
         weights = plan.leg_weights(signals, request.vector_weight, request.keyword_weight)
         confidence = {"keyword": {i: plan.keyword_confidence(s) for i, s in shares.items()}}
         fuse = rrf if request.fusion == "rrf" else weighted
         args = (request.rrf_k,) if request.fusion == "rrf" else ()
         fused = fuse(legs, weights.as_dict(), *args, confidence=confidence)
         window = fused[request.offset : request.offset + request.limit]
+        relevance = _relevance(window, looks_like, shares)
 
         def why(f) -> dict | None:
             if not request.explain:
@@ -140,7 +148,13 @@ class SearchEngine:
 
         ids = tuple(f.id for f in fused)
         return SearchPage(
-            hits=hydrate(self.store, [(f.id, f.score, why(f)) for f in window], request.offset + 1),
+            hits=hydrate(
+                self.store,
+                [(f.id, f.score, why(f)) for f in window],
+                request.offset + 1,
+                relevance,
+                Asked(parsed, request.by_image, request.mode != "vector", {f.id: f.legs for f in window}),
+            ),
             total=len(fused),
             offset=request.offset,
             limit=request.limit,
@@ -154,35 +168,74 @@ class SearchEngine:
         )
 
     def _run_legs(self, request: SearchRequest, parsed: ParsedQuery | None, vectors: VectorIndex | None):
-        """Run the legs the mode asks for; returns ``(legs, signals, keyword shares, threshold)``."""
+        """Run the legs the mode asks for; returns ``(legs, signals, keyword shares, cutoff,
+        vector evidence)``, the last as each vector hit's evidence in [0, 1] (see :func:`_relevance`).
+
+        With default settings a text query's vector hits count only when the best of them
+        stands out from what unrelated queries find, and then only the hits that look more
+        like it than like anything unrelated (:mod:`.cutoff`). In hybrid mode a query that no
+        image looks like finds only keyword hits that stand on their own
+        (:func:`.plan.words_suffice`). ``min_score`` replaces those tests with a cosine floor.
+        """
         depth = plan.depth(request.offset, request.limit)
         legs: dict[str, list[tuple[int, float]]] = {}
-        vector_strong = request.by_image
-        # the calibrated cutoff is needed only for text queries (image queries apply none)
-        calibrated = not request.by_image and vectors is not None
-        index_cutoff = (self.cutoff(vectors) if vectors.ntotal else 1.0) if calibrated else -1.0
-        cut = plan.threshold(request.min_score, request.mode, request.by_image, index_cutoff)
+        gated = request.min_score is None and parsed is not None and not request.by_image
+        measured = parsed is not None and vectors is not None and vectors.ntotal > 0
+        cal = self.calibration(vectors) if measured else None
+        looks = request.by_image
         if vectors is not None:
             qvec = leg.query_vector(self.embedder, self.store, parsed, request.image, request.like)
             hits = leg.vector_leg(
                 self.store, vectors, qvec, depth + (request.like is not None), request.filters, parsed
             )
-            legs["vector"] = [(i, s) for i, s in hits if s >= cut and i != request.like]
-            vector_strong = vector_strong or (bool(hits) and hits[0][1] >= index_cutoff)
+            hits = [(i, s) for i, s in hits if i != request.like]
+            if cal is not None:
+                evidence = self._evidence(cal, hits)
+                best = evidence[: calibration.CANDIDATES]  # the window the margin was measured on
+                looks = looks or (len(best) > 0 and float(best.max()) >= cal.threshold)
+                looks_like = {
+                    i: float(e / (e + cal.margin)) if e > 0 else 0.0
+                    for (i, _), e in zip(hits, evidence, strict=True)
+                }
+            else:
+                looks = looks or bool(hits)
+                looks_like = {i: max(0.0, s) for i, s in hits}
+            if request.min_score is not None:
+                legs["vector"] = [(i, s) for i, s in hits if s >= request.min_score]
+            elif gated and cal is not None:
+                legs["vector"] = [h for h, e in zip(hits, evidence, strict=True) if e >= 0] if looks else []
+            else:
+                legs["vector"] = hits
         shares: dict[int, float] = {}
         if request.mode != "vector" and parsed is not None:
             found = leg.keyword_leg(self.store, parsed, depth, request.filters)
             legs["keyword"] = [(i, s) for i, s in found if i != request.like]
             shares = leg.coverage(self.store, parsed, [i for i, _ in legs["keyword"]])
+        has_code = request.has_text and plan.has_code(request.text)
+        best_share = max(shares.values(), default=0.0)
+        if gated and cal is not None and not looks and not plan.words_suffice(best_share, has_code):
+            legs["keyword"], shares = [], {}  # nothing looks like it, no text says it
         signals = plan.Signals(
             mode=request.mode,
             has_text=parsed is not None,
-            has_code=request.has_text and plan.has_code(request.text),
+            has_code=has_code,
             descriptive=parsed is not None and parsed.descriptive,
-            vector_strong=vector_strong,
-            keyword_strong=bool(shares) and max(shares.values()) >= plan.STRONG_COVERAGE,
+            vector_strong=looks,
+            keyword_strong=best_share >= plan.STRONG_COVERAGE,
         )
-        return legs, signals, shares, cut
+        if request.min_score is not None:
+            cut = request.min_score
+        else:
+            cut = cal.threshold if gated and cal is not None else -1.0
+        return legs, signals, shares, cut, looks_like if vectors is not None else {}
+
+    def _evidence(self, cal: calibration.Calibration, hits: list[tuple[int, float]]) -> np.ndarray:
+        """Each hit's evidence (:meth:`.cutoff.Calibration.evidence`); none for an image whose
+        vector is gone (removed since the FAISS index was loaded)."""
+        vecs, found = self.store.embeddings.of_many([i for i, _ in hits], self.embedder.id.dim)
+        evidence = cal.evidence(np.array([s for _, s in hits], dtype=np.float32), vecs)
+        evidence[~found] = -np.inf
+        return evidence
 
     def _browse(self, request: SearchRequest) -> SearchPage:
         """No query, only filters: every image that passes them, by path (a catalogue listing)."""
@@ -202,3 +255,17 @@ class SearchEngine:
             facets=facets(self.store, ids, request.facets),
             encoder=self.encoder.spec if self.encoder else None,
         )
+
+
+def _relevance(window, looks_like: dict[int, float], shares: dict[int, float]) -> dict[int, float]:
+    """Each hit's relevance in [0, 1], comparable across a page: the evidence of the legs
+    that found it, combined as independent evidence (either may say so). The vector leg's
+    is how far the hit stands above its own null, ``e / (e + margin)``: 0.5 when it stands
+    out as far as the best unrelated query does (:mod:`.cutoff`; the cosine for image
+    queries); the keyword leg's is the share of the query's terms the hit holds."""
+    out = {}
+    for f in window:
+        v = min(1.0, max(0.0, looks_like.get(f.id, 0.0))) if "vector" in f.legs else 0.0
+        k = min(1.0, max(0.0, shares.get(f.id, 0.0)))
+        out[f.id] = round(1.0 - (1.0 - v) * (1.0 - k), 3)
+    return out

@@ -12,10 +12,12 @@ table test (``tests/searchengine/test_plan.py``). The rules, in words:
 * In hybrid mode, per query:
 
   - some keyword hit holds at least ``STRONG_COVERAGE`` of the terms while no image
-    looks like the text (no vector hit reaches the cutoff): the words decide, the
+    looks like the text (:mod:`.cutoff`): the words decide, the
     vector leg weighs ``WEAK_VECTOR_WEIGHT``;
   - otherwise, when no keyword hit is that strong and the query is a sentence
     describing a scene: meaning leads, the keyword leg weighs ``WEAK_KEYWORD_WEIGHT``;
+  - no image looks like the text and no keyword hit holds ``WORDS_ALONE`` of its terms
+    (and it names no code): nothing is found (:func:`words_suffice`);
   - otherwise, when no keyword hit is that strong and the query is a catalogue-style
     phrase of names and attributes: its words count for more than a label bridge can
     tell, the vector leg weighs ``CATALOGUE_VECTOR_WEIGHT``.
@@ -26,12 +28,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-#: Vector-leg weight when even its best hit scores below the index's cutoff.
+#: Vector-leg weight when no image looks like the query (:mod:`.cutoff`).
 WEAK_VECTOR_WEIGHT = 0.2
 #: Vector-leg weight for catalogue-style phrases that no image's text holds whole.
 CATALOGUE_VECTOR_WEIGHT = 0.5
 #: A keyword hit holding this share of the query's terms is strong evidence.
 STRONG_COVERAGE = 0.75
+#: When no image looks like the query, keyword hits count only if one holds this share of
+#: its terms (or the query names a code): one word of a sentence is not evidence.
+WORDS_ALONE = 0.5
 #: Keyword-leg weight when no hit is strong evidence and the query is a sentence.
 WEAK_KEYWORD_WEIGHT = 0.3
 #: How much more a keyword hit holding every query term counts than a partial one.
@@ -56,12 +61,10 @@ def depth(offset: int, limit: int) -> int:
     return DEPTH_BLOCK * (1 + (offset + limit - 1) // DEPTH_BLOCK)
 
 
-def threshold(min_score: float | None, mode: str, by_image: bool, cutoff: float) -> float:
-    """The cosine a vector hit must reach: the user's ``min_score``, else the calibrated
-    ``cutoff`` for text queries, else none (-1: image queries, keyword mode)."""
-    if min_score is not None:
-        return min_score
-    return -1.0 if mode == "keyword" or by_image else cutoff
+def words_suffice(best_share: float, has_code: bool) -> bool:
+    """Tell whether keyword hits stand on their own when no image looks like the query:
+    the best holds :data:`WORDS_ALONE` of the query's terms, or the query names a code."""
+    return has_code or best_share >= WORDS_ALONE
 
 
 def keyword_confidence(share: float) -> float:
@@ -80,7 +83,7 @@ class Signals:
     :param has_text: the query has text (else it is an image query or a listing).
     :param has_code: the text holds a code-like word.
     :param descriptive: the text reads as a sentence (function words), not a catalogue phrase.
-    :param vector_strong: an image query, or a vector hit at or above the cutoff.
+    :param vector_strong: an image query, or a text query some image looks like (:mod:`.cutoff`).
     :param keyword_strong: a keyword hit holding at least ``STRONG_COVERAGE`` of the terms.
     """
 

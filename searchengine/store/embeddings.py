@@ -32,6 +32,22 @@ class Embeddings:
         row = self.db.execute("SELECT vector FROM embeddings WHERE image_id = ?", [image_id]).fetchone()
         return np.frombuffer(row[0], dtype=np.float32).reshape(dim).copy() if row else None
 
+    def of_many(self, image_ids: Sequence[int], dim: int) -> tuple[np.ndarray, np.ndarray]:
+        """Return the stored embeddings of ``image_ids``, float32 (len, dim), in that order, and
+        which were found (bool (len,); a row of zeros for an id without one)."""
+        out = np.zeros((len(image_ids), dim), dtype=np.float32)
+        found = np.zeros(len(image_ids), dtype=bool)
+        where = {i: n for n, i in enumerate(image_ids)}
+        for start in range(0, len(image_ids), 500):
+            chunk = list(image_ids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT image_id, vector FROM embeddings WHERE image_id IN ({marks})"
+            rows = self.db.execute(sql, chunk)
+            for image_id, blob in rows.fetchall():
+                out[where[image_id]] = np.frombuffer(blob, dtype=np.float32)
+                found[where[image_id]] = True
+        return out, found
+
     def all(self, dim: int) -> tuple[np.ndarray, np.ndarray]:
         """Return ``(ids int64 (N,), vectors float32 (N, dim))`` of every embedding, by id."""
         rows = self.db.execute("SELECT image_id, vector FROM embeddings ORDER BY image_id").fetchall()

@@ -66,8 +66,9 @@ class Texts:
         """Return the caption, tags, OCR lines and stage records of one image."""
         return self.of_many([image_id]).get(image_id, ImageText())
 
-    def of_many(self, ids: Sequence[int]) -> dict[int, ImageText]:
-        """Return :meth:`of` for many images in four queries (exports, pages of hits)."""
+    def of_many(self, ids: Sequence[int], details: bool = True) -> dict[int, ImageText]:
+        """Return :meth:`of` for many images in four queries (exports, pages of hits); without
+        ``details`` in two: no OCR lines, no stage records (what a page of hits needs)."""
         caps = {
             i: (t, tuple(json.loads(g)), m, CaptionParts.from_dict(json.loads(p) if p else None))
             for i, t, g, m, p in rows_for(
@@ -78,14 +79,17 @@ class Texts:
         lines: dict[int, list[dict]] = {}
         for i, t, c, b in rows_for(
             self.db,
-            ids,
+            ids if details else (),
             "SELECT image_id, text, confidence, box FROM ocr_lines",
             " ORDER BY image_id, line_no",
         ):
             lines.setdefault(i, []).append({"text": t, "confidence": round(c, 4), "box": json.loads(b)})
         stages: dict[int, dict[str, StageRecord]] = {}
         for i, stage, tool, error in rows_for(
-            self.db, ids, "SELECT image_id, stage, tool, error FROM stages", " ORDER BY image_id, stage"
+            self.db,
+            ids if details else (),
+            "SELECT image_id, stage, tool, error FROM stages",
+            " ORDER BY image_id, stage",
         ):
             stages.setdefault(i, {})[stage] = StageRecord(tool, error)
         out = {}

@@ -1,4 +1,4 @@
-"""The relevance cutoff belongs to the vector index it was computed from, under swaps too."""
+"""The relevance cutoff: per-image evidence, and it belongs to the vector index it was computed from."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ import threading
 import zlib
 
 import numpy as np
+import pytest
 
 from searchengine.models.base import l2_normalize
 from searchengine.records import EncoderId, SearchRequest
 from searchengine.search import SearchEngine
-from searchengine.search.cutoff import calibrate
+from searchengine.search.cutoff import Calibration, calibration
 from searchengine.store.db import Store
 from searchengine.store.images import ImageWrite
 from searchengine.store.vectors import VectorCache, VectorIndex
@@ -41,12 +42,26 @@ def _add(store: Store, start: int, n: int, seed: int) -> None:
     store.images.write_batch(writes)
 
 
+def test_evidence_is_measured_against_each_image_null():
+    unrelated = l2_normalize(np.eye(DIM, dtype=np.float32)[:2])  # two "unrelated" directions
+    cal = Calibration(unrelated, margin=0.5)
+    hub = l2_normalize(np.array([[1, 0, 1, 0, 0, 0, 0, 0]], dtype=np.float32))  # looks like everything
+    plain = l2_normalize(np.array([[0, 0, 1, 0, 0, 0, 0, 0]], dtype=np.float32))
+    # the same cosine is evidence on a plain image, not on one every unrelated query finds too
+    assert cal.evidence(np.array([0.8]), plain) == pytest.approx([0.8])
+    assert cal.evidence(np.array([0.8]), hub) == pytest.approx([0.8 - 2**-0.5])
+    # the best evidence may come from a hit with a lower cosine
+    assert cal.evidence(np.array([0.8, 0.3]), np.vstack([hub, plain])) == pytest.approx([0.8 - 2**-0.5, 0.3])
+    assert len(cal.evidence(np.zeros(0), plain[:0])) == 0
+    assert 0 < cal.threshold < cal.margin
+
+
 def test_no_stale_cutoff_while_generations_swap(tmp_path):
     embedder = HashEmbedder()
     writer = Store(tmp_path)
     writer.bind_encoder(embedder.id)
     _add(writer, 0, 3, seed=0)
-    expected = {writer.generation(): calibrate(embedder, VectorIndex.open(writer, DIM))}
+    expected = {writer.generation(): calibration(writer, embedder, VectorIndex.open(writer, DIM)).threshold}
     cache = VectorCache(DIM)
     request = SearchRequest("a red kite", mode="vector", limit=5)
     seen: list[tuple[str, float]] = []
@@ -67,7 +82,7 @@ def test_no_stale_cutoff_while_generations_swap(tmp_path):
         t.start()
     for step in range(12):  # each batch adds vectors: a new generation and, mostly, a new cutoff
         _add(writer, 3 + 4 * step, 4, seed=step + 1)
-        expected[writer.generation()] = calibrate(embedder, VectorIndex.open(writer, DIM))
+        expected[writer.generation()] = calibration(writer, embedder, VectorIndex.open(writer, DIM)).threshold
     stop.set()
     for t in threads:
         t.join(30)
@@ -78,3 +93,57 @@ def test_no_stale_cutoff_while_generations_swap(tmp_path):
     assert all(c == expected[g] for g, c in served), [
         (g, c, expected[g]) for g, c in served if c != expected[g]
     ]
+
+
+class TableEmbedder(HashEmbedder):
+    """Chosen texts -> chosen unit vectors; any other text as :class:`HashEmbedder`."""
+
+    def __init__(self, table: dict[str, np.ndarray]) -> None:
+        self.table = table
+
+    def embed_texts(self, texts):
+        rows = [self.table[t] if t in self.table else HashEmbedder.embed_texts(self, [t])[0] for t in texts]
+        return l2_normalize(np.array(rows, dtype=np.float32))
+
+
+def _gallery(tmp_path, with_vectors: bool = True):
+    """Four images along four axes (kite, boat, tree, lamp); the query 'kite' is the kite's vector."""
+    axes = np.eye(DIM, dtype=np.float32)
+    embedder = TableEmbedder({"kite": axes[0], "a kite flying high": axes[0], "zebra": -axes.sum(0)[:DIM]})
+    store = Store(tmp_path)
+    store.bind_encoder(embedder.id)
+    writes = []
+    for n, name in enumerate(("kite", "boat", "tree", "lamp")):
+        row = {"path": f"/x/{name}.png", "root": "/x", "sha256": name, "size": 1, "mtime_ns": 1}
+        row.update(width=1, height=1, format="PNG", status="ok", error=None)
+        vec = l2_normalize(axes[n : n + 1] + 0.05)[0] if with_vectors else None
+        writes.append(ImageWrite(row["path"], row=row, vector=None if vec is None else vec.tobytes()))
+    store.images.write_batch(writes)
+    return store, embedder
+
+
+def test_a_query_nothing_looks_like_finds_nothing_and_a_present_one_finds_its_image(tmp_path):
+    store, embedder = _gallery(tmp_path)
+    engine = SearchEngine(store, embedder)
+    assert [h.name for h in engine.query("kite", mode="vector").hits][:1] == ["kite.png"]
+    assert engine.query("zebra", mode="vector").total == 0  # opposite of every image
+    assert engine.query("zebra", mode="vector", min_score=-1).total == 4  # the override keeps all
+    # hybrid: one word of four in a file name is not evidence when nothing looks like it
+    assert engine.query("zebra kite boat lamp tree", min_score=-1).total >= 1
+    assert engine.query("zebra", limit=5).total == 0
+
+
+def test_an_image_whose_vector_is_gone_gives_no_evidence(tmp_path):
+    store, embedder = _gallery(tmp_path)
+    engine = SearchEngine(store, embedder)
+    assert engine.vectors.ntotal == 4  # the FAISS index is loaded, then the kite's embedding row goes
+    kite = store.images.by_path("/x/kite.png").id
+    store.db.execute("DELETE FROM embeddings WHERE image_id = ?", [kite])
+    assert "kite.png" not in [h.name for h in engine.query("a kite flying high", mode="vector").hits]
+
+
+def test_keyword_hits_stay_when_the_index_has_no_vectors(tmp_path):
+    store, embedder = _gallery(tmp_path, with_vectors=False)
+    engine = SearchEngine(store, embedder)
+    page = engine.query("kite boat and a lamp on a hill")  # one word of several: still found by words
+    assert {h.name for h in page.hits} >= {"kite.png"}

@@ -15,7 +15,7 @@ from searchengine.search.plan import (
     has_code,
     keyword_confidence,
     leg_weights,
-    threshold,
+    words_suffice,
 )
 
 F = FULL_MATCH_BOOST
@@ -96,21 +96,6 @@ def test_depth_in_whole_blocks(offset, limit, expected):
 
 
 @pytest.mark.parametrize(
-    ("min_score", "mode", "by_image", "expected"),
-    [
-        (None, "hybrid", False, 0.42),
-        (None, "vector", False, 0.42),
-        (None, "keyword", False, -1.0),
-        (None, "hybrid", True, -1.0),
-        (0.1, "hybrid", True, 0.1),
-        (-1.0, "hybrid", False, -1.0),
-    ],
-)
-def test_threshold(min_score, mode, by_image, expected):
-    assert threshold(min_score, mode, by_image, 0.42) == expected
-
-
-@pytest.mark.parametrize(
     ("text", "expected"),
     [
         ("QX-7781-B", True),
@@ -122,3 +107,11 @@ def test_threshold(min_score, mode, by_image, expected):
 )
 def test_has_code(text, expected):
     assert has_code(text) is expected
+
+
+@pytest.mark.parametrize(
+    ("best_share", "has_code", "expected"),
+    [(0.0, False, False), (0.25, False, False), (0.5, False, True), (1.0, False, True), (0.0, True, True)],
+)
+def test_words_suffice_when_nothing_looks_like_the_query(best_share, has_code, expected):
+    assert words_suffice(best_share, has_code) is expected

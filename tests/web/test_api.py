@@ -99,6 +99,22 @@ def test_text_search_explains_and_links(client):
     )
 
 
+def test_hits_carry_a_relevance_and_reasons_in_plain_words(client):
+    hits = client.get("/api/search", params={"q": "red label", "limit": 10, "min_score": -1}).json()[
+        "results"
+    ]
+    assert len(hits) == 10 and all(0 <= h["relevance"] <= 1 for h in hits)
+    assert all(1 <= len(h["reasons"]) <= 3 for h in hits), [h["reasons"] for h in hits]
+    top = hits[0]  # red.png, caption "a square saying red label qx-220"
+    assert top["reasons"][:2] == ["matches 'red' in the file name", "matches 'label' in the description"]
+    # the raw figures stay in legs (explain), never in the words
+    assert not any(re.search(r"\d\.\d|#\d", r) for h in hits for r in h["reasons"])
+    like = client.get("/api/search", params={"like": top["id"], "limit": 4}).json()["results"]
+    assert like and all(h["reasons"][0] == "similar image" and 0 <= h["relevance"] <= 1 for h in like)
+    listing = client.get("/api/search", params={"type": "png", "limit": 3}).json()["results"]
+    assert listing and all(h["reasons"] == [] and h["relevance"] is None for h in listing)
+
+
 def test_code_query_finds_the_exact_label(client):
     r = client.get("/api/search", params={"q": "QX-220", "mode": "keyword"})
     assert names_of(r) == ["red.png"]

@@ -105,6 +105,9 @@ def test_search_detail_similar_and_upload(page):
     page.locator("#q").press_sequentially("a cup of coffee", delay=20)  # results as you type
     expect(page.locator("#results li").first).to_be_visible()
     expect(page.locator("#results li .name").first).to_have_text("coffee.png")
+    # each card: its relevance (0 to 1) and why it matched in words, no leg ranks
+    expect(page.locator("#results li .reason").first).to_have_text(re.compile(r"^[01]\.\d\d · \w"))
+    assert not any("#" in t for t in page.locator("#results li .reason").all_inner_texts())
     expect(page.locator("#status")).to_contain_text("for “a cup of coffee”")
     page.wait_for_function(
         "[...document.querySelectorAll('#results img')].every(i => i.complete && i.naturalWidth > 0)"
@@ -116,7 +119,9 @@ def test_search_detail_similar_and_upload(page):
     expect(panel).to_be_visible()
     expect(page.locator("#detail-title")).to_have_text("coffee.png")
     expect(page.locator("#detail-caption")).to_contain_text("espresso")
-    expect(page.locator("#detail-why li").first).to_contain_text("by meaning")
+    expect(page.locator("#detail-why li").first).to_contain_text("coffee")  # a word or what it looks like
+    expect(page.locator("#detail-why .relevance-line")).to_have_text(re.compile(r"^Relevance [01]\.\d\d"))
+    expect(page.locator("#detail-why .details")).to_contain_text("semantic #")  # raw figures: secondary
     expect(page.locator("#detail-facts")).to_contain_text("600 × 400")
     shot(page, "03-detail")
 

@@ -2,6 +2,7 @@
 // duplicates, file facts, why it matched; "find similar"; Escape closes it and returns focus.
 import { fileUrl, getImage, thumbnailUrl } from "./api.js";
 import { $, el } from "./dom.js";
+import { relevanceText } from "./render.js";
 import { state } from "./state.js";
 
 // set by setupDetail: run the search again, and search for images like a hit
@@ -49,22 +50,29 @@ export function closeDetail(restoreFocus = true) {
 function renderWhy(hit) {
   const why = $("detail-why");
   why.replaceChildren();
-  const legs = hit.legs || {};
-  if (legs.vector) {
-    why.append(el("li", {
-      text: `Looks like the query: #${legs.vector.rank} by meaning (cosine ${legs.vector.score.toFixed(3)})`,
-    }));
+  for (const reason of hit.reasons || []) why.append(el("li", { text: reason }));
+  if (!why.children.length) {
+    why.append(el("li", { text: hit.rank ? "No explanation for this result." : "Listed by the filters." }));
   }
+  const figure = relevanceText(hit);
+  if (figure) why.append(el("li", { class: "relevance-line", text: `Relevance ${figure} (from 0 to 1)` }));
+  const details = legDetails(hit);
+  if (details) why.append(el("li", { class: "muted details", text: `Details: ${details}` }));
+}
+
+// the raw figures behind the ranking, for the curious: each leg's rank and score, the fused score
+function legDetails(hit) {
+  const legs = hit.legs || {};
+  const parts = [];
+  if (legs.vector) parts.push(`semantic #${legs.vector.rank} (cosine ${legs.vector.score.toFixed(3)})`);
   if (legs.keyword) {
     const cov = legs.keyword.coverage !== null && legs.keyword.coverage !== undefined
-      ? `, holds ${Math.round(legs.keyword.coverage * 100)}% of the query words`
+      ? `, ${Math.round(legs.keyword.coverage * 100)}% of the query words`
       : "";
-    why.append(el("li", {
-      text: `Its words match: #${legs.keyword.rank} by keyword (BM25 ${legs.keyword.score.toFixed(2)}${cov})`,
-    }));
+    parts.push(`keyword #${legs.keyword.rank} (BM25 ${legs.keyword.score.toPrecision(3)}${cov})`);
   }
-  if (!why.children.length) why.append(el("li", { text: "No explanation for this result." }));
-  if (hit.rank) why.append(el("li", { class: "muted", text: `Fused score ${hit.score.toFixed(4)}, rank ${hit.rank}` }));
+  if (!parts.length) return "";
+  return `${parts.join(" · ")} · fused score ${hit.score.toFixed(4)}, rank ${hit.rank}`;
 }
 
 function searchTag(t) {
@@ -105,7 +113,7 @@ function renderDetail(d) {
     dups.append(el("button", {
       type: "button", class: "dup", title: x.path,
       onclick: () => openDetail({ id: x.id, name: x.name, thumbnail: x.thumbnail, file: fileUrl(x),
-        score: 0, rank: 0, legs: null }),
+        score: 0, rank: 0, legs: null, relevance: null, reasons: [] }),
     }, el("img", { src: thumbnailUrl(x, 128), alt: "", width: 64, height: 64 }), x.name));
   }
   $("detail-ocr").textContent = d.ocr_text || (d.ocr_engine ? "No text found." : "Not read.");

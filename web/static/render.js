@@ -78,10 +78,17 @@ export function renderResults(data, reset, actions) {
   }
 }
 
+// relevance (0 to 1) as the page shows it: two decimals
+export function relevanceText(hit) {
+  return hit.relevance === null || hit.relevance === undefined ? "" : hit.relevance.toFixed(2);
+}
+
 function card(hit, index, actions) {
-  const why = hit.legs
-    ? Object.entries(hit.legs).map(([leg, v]) => `${leg === "vector" ? "semantic" : leg} #${v.rank}`).join(", ")
-    : "";
+  const figure = relevanceText(hit);
+  const reason = (hit.reasons || [])[0] || "";
+  const why = el("span", { class: "reason", title: (hit.reasons || []).join("; ") },
+    figure ? el("span", { class: "relevance", title: "Relevance, from 0 to 1", text: figure }) : null,
+    figure && reason ? " · " : "", reason);
   const label = hit.title || hit.name;
   const open = el("button", {
     type: "button",
@@ -110,7 +117,7 @@ function card(hit, index, actions) {
     badge,
     el("div", { class: "meta" },
       el("span", { class: "name", title: hit.path, text: label }),
-      el("span", { class: "legs", text: why })),
+      why),
     similar);
 }
 
