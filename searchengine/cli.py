@@ -17,6 +17,7 @@ import click
 
 from searchengine.config import Settings
 from searchengine.errors import SearchEngineError
+from searchengine.records import DEFAULT_RRF_K
 
 
 def _settings(index: str | None, model: str | None = None, **over) -> Settings:
@@ -250,7 +251,9 @@ def _searchable(store, ref: str, what: str):
     show_default=True,
     help="rrf: Reciprocal Rank Fusion; weighted: weighted sum of normalised scores.",
 )
-@click.option("--rrf-k", type=click.IntRange(min=1), default=60, show_default=True, help="RRF constant.")
+@click.option(
+    "--rrf-k", type=click.IntRange(min=1), default=DEFAULT_RRF_K, show_default=True, help="RRF constant."
+)
 @click.option("--vector-weight", type=click.FloatRange(min=0), default=1.0, show_default=True)
 @click.option("--keyword-weight", type=click.FloatRange(min=0), default=1.0, show_default=True)
 @click.option(

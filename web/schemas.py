@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from searchengine.records import DEFAULT_RRF_K
+
 INT64_MAX = 2**63 - 1
 
 
@@ -35,7 +37,7 @@ class SearchParams(BaseModel):
         "hybrid", description="hybrid: meaning and words fused; vector: meaning; keyword: words."
     )
     fusion: Literal["rrf", "weighted"] = "rrf"
-    rrf_k: int = Field(60, ge=1, le=10_000, description="Reciprocal Rank Fusion constant.")
+    rrf_k: int = Field(DEFAULT_RRF_K, ge=1, le=10_000, description="Reciprocal Rank Fusion constant.")
     vector_weight: float = Field(1.0, ge=0, le=100, allow_inf_nan=False, description="Semantic leg weight.")
     keyword_weight: float = Field(1.0, ge=0, le=100, allow_inf_nan=False, description="Keyword leg weight.")
     min_score: float | None = Field(

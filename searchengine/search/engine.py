@@ -216,12 +216,10 @@ class SearchEngine:
         if gated and cal is not None and not looks and not plan.words_suffice(best_share, has_code):
             legs["keyword"], shares = [], {}  # nothing looks like it, no text says it
         signals = plan.Signals(
-            mode=request.mode,
-            has_text=parsed is not None,
-            has_code=has_code,
-            descriptive=parsed is not None and parsed.descriptive,
-            vector_strong=looks,
+            request.mode,
+            parsed is not None,
             keyword_strong=best_share >= plan.STRONG_COVERAGE,
+            descriptive=parsed is None or parsed.descriptive,
         )
         if request.min_score is not None:
             cut = request.min_score

@@ -14,7 +14,7 @@ from pathlib import Path
 from searchengine.errors import BadQuery
 from searchengine.imaging import normalise_format
 from searchengine.metadata import normalise_key, parse_condition
-from searchengine.records import Filters, SearchRequest
+from searchengine.records import DEFAULT_RRF_K, Filters, SearchRequest
 
 INT64 = (-(2**63), 2**63 - 1)
 
@@ -95,7 +95,7 @@ def build_request(
     offset: int = 0,
     mode: str = "hybrid",
     fusion: str = "rrf",
-    rrf_k: int = 60,
+    rrf_k: int = DEFAULT_RRF_K,
     vector_weight: float = 1.0,
     keyword_weight: float = 1.0,
     min_score: float | None = None,
