@@ -193,8 +193,9 @@ class SearchEngine:
                 evidence = self._evidence(cal, hits)
                 best = evidence[: calibration.CANDIDATES]  # the window the margin was measured on
                 looks = looks or (len(best) > 0 and float(best.max()) >= cal.threshold)
+                margin = max(cal.margin, 0.0)  # a tiny gallery's margin can be <= 0
                 looks_like = {
-                    i: float(e / (e + cal.margin)) if e > 0 else 0.0
+                    i: float(e / (e + margin)) if e > 0 else 0.0
                     for (i, _), e in zip(hits, evidence, strict=True)
                 }
             else:
