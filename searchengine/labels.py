@@ -197,6 +197,12 @@ def sentence(labels: Sequence[tuple[str, float | None]], colours: Sequence[str],
     return text + "."
 
 
+def caption_tags(labels: Sequence[tuple[str, float | None]], colours: Sequence[str], quoted: str) -> tuple:
+    """The keyword tags of a caption stating ``labels``, ``colours`` and ``quoted`` text."""
+    tags = [n.lower() for n, _ in labels] + list(colours) + (["text"] if quoted else [])
+    return tuple(dict.fromkeys(tags))
+
+
 def honest_caption(text: str | None, tags: Sequence[str], parts) -> tuple[str | None, tuple[str, ...]]:
     """A stored caption and its tags as the product may show them.
 
@@ -208,9 +214,8 @@ def honest_caption(text: str | None, tags: Sequence[str], parts) -> tuple[str | 
         return None, tuple(tags)
     if parts is not None:
         labels = stated_labels(parts.labels)
-        kept = [n.lower() for n, _ in labels] + list(parts.colours)
-        if parts.quoted:
-            kept.append("text")
-        return sentence(labels, parts.colours, parts.quoted), tuple(dict.fromkeys(kept))
+        return sentence(labels, parts.colours, parts.quoted), caption_tags(
+            labels, parts.colours, parts.quoted
+        )
     clean_tags = tuple(t for t in tags if not mentions_never_stated(t))
     return (None if mentions_never_stated(text) else text), clean_tags

@@ -19,7 +19,14 @@ from pathlib import Path
 from PIL import Image
 
 from searchengine.errors import ModelNotFound
-from searchengine.labels import LABEL_FLOOR, mentions_never_stated, quote_snippet, sentence, top_labels
+from searchengine.labels import (
+    LABEL_FLOOR,
+    caption_tags,
+    mentions_never_stated,
+    quote_snippet,
+    sentence,
+    top_labels,
+)
 from searchengine.models.base import hub_offline
 from searchengine.models.colours import COLOUR_FLOOR, colour_name, dominant_colours  # noqa: F401 (re-exported)
 from searchengine.records import Caption, CaptionParts
@@ -37,12 +44,9 @@ def describe(labels: Sequence[tuple[str, float]], colours: Sequence[str], text: 
     :param text: OCR text ("" when none).
     """
     snippet = quote_snippet(text)
-    tags = [n.lower() for n, _ in labels] + list(colours)
-    if snippet:
-        tags.append("text")
     return Caption(
         sentence(labels, colours, snippet),
-        tuple(dict.fromkeys(tags)),
+        caption_tags(labels, colours, snippet),
         parts=CaptionParts(tuple((n, float(p)) for n, p in labels), tuple(colours), snippet)
         if labels or colours or snippet
         else None,
