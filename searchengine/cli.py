@@ -314,11 +314,12 @@ def search(query, index, model, image_file, like, as_json, **options) -> None:
     request = build_request(query, image=image, like=like_id, **options)
     embedder = resolve_embedder(store, model) if request.needs_encoder or model else None
     page = SearchEngine(store, embedder).run(request)
-    _print_page(page, query, str(store.dir), as_json, request.explain)
+    _print_page(page, query, str(store.dir), as_json, request)
 
 
-def _print_page(page, query: str | None, index: str, as_json: bool, explain: bool) -> None:
+def _print_page(page, query: str | None, index: str, as_json: bool, request) -> None:
     """Print a search page: one JSON object, or a header on stderr and a line per hit."""
+    explain = request.explain
     if as_json:
         click.echo(
             json.dumps(
@@ -338,12 +339,20 @@ def _print_page(page, query: str | None, index: str, as_json: bool, explain: boo
             )
         )
         return
+    # an image query alone (--image/--like) is cut by neighbourhood, not by a figure to print
+    picture = request.by_image and not request.has_text and request.min_score is None
     click.echo(
         f"encoder: {page.encoder}, mode: {page.mode}, {page.total} matches"
-        + (f" (cutoff {page.cutoff:.3f})" if page.cutoff > -1 else ""),
+        + (f" (cutoff {page.cutoff:.3f})" if page.cutoff > -1 and not picture else ""),
         err=True,
     )
-    if not page.hits:
+    if not page.hits and picture:
+        click.echo(
+            "no results: no indexed image has the query image among its nearest neighbours"
+            " (--min-score -1 lists the closest anyway)",
+            err=True,
+        )
+    elif not page.hits:
         click.echo("no results", err=True)
     for key, values in page.facets.items():
         click.echo(f"{key}: " + (", ".join(f"{v} ({n})" for v, n in values) or "none"), err=True)

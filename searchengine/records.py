@@ -313,7 +313,7 @@ class SearchRequest:
     :param keyword_weight: the user's weight of the keyword leg.
     :param filters: restrictions applied inside each leg.
     :param min_score: cosine a vector hit must reach, instead of the calibrated evidence
-        test that applies to text queries by default (none for image queries); negative: no cutoff.
+        test that applies by default (:mod:`searchengine.search.cutoff`); negative: no cutoff.
     :param facets: metadata fields whose values to count over the whole result set.
     :param explain: keep each hit's place in every leg.
     """

@@ -11,9 +11,17 @@ unrelated query itself reaches against the nulls of the other unrelated queries
 nearest images. Then its hits that stand above their null at all are kept, the rest of
 the ranking is not (they look more like something unrelated than like the query).
 
-The margin is kept on the :class:`~searchengine.store.vectors.VectorIndex` it was
-computed from (a swapped-in index never serves another index's margin) and in the
-store's meta table (a new process does not compute it again).
+An image query (an upload or "find similar") has no such null: any photo looks like
+some photos. Its test is the reverse one: it finds an image when it would be among that
+image's nearest neighbours in the collection, closer to it than all but
+:data:`NEIGHBOURHOOD` (2%) of the collection is (among its :data:`MIN_NEIGHBOURS` nearest
+in a small one), measured against a fixed sample of the collection (:class:`Neighbourhood`).
+A receipt finds no product photo, a re-encoded copy finds its original, a product finds
+the products that have it among their own nearest.
+
+Both are kept on the :class:`~searchengine.store.vectors.VectorIndex` they were
+computed from (a swapped-in index never serves another index's values); the margin also
+in the store's meta table (a new process does not compute it again).
 """
 
 from __future__ import annotations
@@ -57,6 +65,14 @@ EVIDENCE_SHARE = 0.7
 #: How many nearest images of each unrelated query the margin looks at (as the search
 #: looks at its own hits).
 CANDIDATES = 100
+#: The share of the collection an image query must be among the nearest of to a hit (its
+#: nearest 2%); chosen by the text cutoff's rule (keep 0.9 of true hits, reject 0.7 of
+#: absent ones) in bench/eval_image_cutoff.py (docs/evaluation.md).
+NEIGHBOURHOOD = 0.02
+#: The fewest neighbours a hit has (in a small collection 2% is one or none).
+MIN_NEIGHBOURS = 3
+#: How many stored images the neighbourhood of a hit is measured against.
+REFERENCE = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,3 +133,41 @@ def calibration(store: Store, embedder: Embedder, vectors: VectorIndex) -> Calib
         return Calibration(unrelated, value)
 
     return vectors.memo(("cutoff", embedder.id.spec), compute)
+
+
+@dataclass(frozen=True, slots=True)
+class Neighbourhood:
+    """What an image query's vector hits are measured against: a fixed sample of the
+    collection (ids and unit vectors)."""
+
+    ids: np.ndarray
+    vectors: np.ndarray
+
+    def evidence(
+        self, ids: list[int], scores: np.ndarray, vectors: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """How far each hit's cosine stands above its *radius*: the cosine of its k-th
+        nearest image in the sample (itself left out, k = :data:`NEIGHBOURHOOD` of the
+        sample, at least :data:`MIN_NEIGHBOURS`). Returns ``(evidence, radius)``; evidence >= 0: the query is
+        among the hit's nearest neighbours."""
+        scores = np.asarray(scores, dtype=np.float32)
+        if len(scores) == 0 or len(self.ids) == 0:
+            return np.zeros(len(scores), np.float32), np.full(len(scores), -1.0, np.float32)
+        sims = vectors @ self.vectors.T
+        sims[np.asarray(ids)[:, None] == self.ids[None, :]] = -np.inf  # not its own neighbour
+        others = np.isfinite(sims).sum(axis=1)
+        k = np.maximum(MIN_NEIGHBOURS, np.ceil(NEIGHBOURHOOD * others)).astype(int)
+        ordered = -np.sort(-sims, axis=1)
+        radius = ordered[np.arange(len(scores)), np.minimum(k, np.maximum(others, 1)) - 1]
+        radius = np.where(others > 0, radius, -1.0).astype(np.float32)
+        return scores - radius, radius
+
+
+def neighbourhood(store: Store, vectors: VectorIndex, dim: int) -> Neighbourhood:
+    """Return the sample image queries are measured against, once per index generation."""
+
+    def compute() -> Neighbourhood:
+        ids, vecs = store.embeddings.sample(REFERENCE, dim)
+        return Neighbourhood(ids, np.ascontiguousarray(vecs))
+
+    return vectors.memo(("neighbourhood", dim), compute)

@@ -171,39 +171,32 @@ class SearchEngine:
         """Run the legs the mode asks for; returns ``(legs, signals, keyword shares, cutoff,
         vector evidence)``, the last as each vector hit's evidence in [0, 1] (see :func:`_relevance`).
 
-        With default settings a text query's vector hits count only when the best of them
-        stands out from what unrelated queries find, and then only the hits that look more
-        like it than like anything unrelated (:mod:`.cutoff`). In hybrid mode a query that no
-        image looks like finds only keyword hits that stand on their own
-        (:func:`.plan.words_suffice`). ``min_score`` replaces those tests with a cosine floor.
+        With default settings a query's vector hits count only when the best of them stands
+        out (:mod:`.cutoff`: a text query from what unrelated queries find, an image query
+        as one of the hit's nearest neighbours), and then only the hits that do. In hybrid
+        mode a query that no image looks like finds only keyword hits that stand on their
+        own (:func:`.plan.words_suffice`). ``min_score`` replaces those tests with a cosine floor.
         """
         depth = plan.depth(request.offset, request.limit)
         legs: dict[str, list[tuple[int, float]]] = {}
-        gated = request.min_score is None and parsed is not None and not request.by_image
-        measured = parsed is not None and vectors is not None and vectors.ntotal > 0
-        cal = self.calibration(vectors) if measured else None
-        looks = request.by_image
+        gated = request.min_score is None
+        measured, looks, threshold, looks_like = False, False, -1.0, {}
         if vectors is not None:
             qvec = leg.query_vector(self.embedder, self.store, parsed, request.image, request.like)
             hits = leg.vector_leg(
                 self.store, vectors, qvec, depth + (request.like is not None), request.filters, parsed
             )
             hits = [(i, s) for i, s in hits if i != request.like]
-            if cal is not None:
-                evidence = self._evidence(cal, hits)
-                best = evidence[: calibration.CANDIDATES]  # the window the margin was measured on
-                looks = looks or (len(best) > 0 and float(best.max()) >= cal.threshold)
-                margin = max(cal.margin, 0.0)  # a tiny gallery's margin can be <= 0
-                looks_like = {
-                    i: float(e / (e + margin)) if e > 0 else 0.0
-                    for (i, _), e in zip(hits, evidence, strict=True)
-                }
+            evidence, threshold, looks_like = self._measure(request, vectors, hits)
+            measured = evidence is not None
+            if measured:
+                best = evidence[: calibration.CANDIDATES]  # the window the null was measured on
+                looks = len(best) > 0 and float(best.max()) >= threshold
             else:
-                looks = looks or bool(hits)
-                looks_like = {i: max(0.0, s) for i, s in hits}
+                looks = bool(hits)
             if request.min_score is not None:
                 legs["vector"] = [(i, s) for i, s in hits if s >= request.min_score]
-            elif gated and cal is not None:
+            elif measured:
                 legs["vector"] = [h for h, e in zip(hits, evidence, strict=True) if e >= 0] if looks else []
             else:
                 legs["vector"] = hits
@@ -214,7 +207,7 @@ class SearchEngine:
             shares = leg.coverage(self.store, parsed, [i for i, _ in legs["keyword"]])
         has_code = request.has_text and plan.has_code(request.text)
         best_share = max(shares.values(), default=0.0)
-        if gated and cal is not None and not looks and not plan.words_suffice(best_share, has_code):
+        if gated and measured and not looks and not plan.words_suffice(best_share, has_code):
             legs["keyword"], shares = [], {}  # nothing looks like it, no text says it
         signals = plan.Signals(
             request.mode,
@@ -225,16 +218,35 @@ class SearchEngine:
         if request.min_score is not None:
             cut = request.min_score
         else:
-            cut = cal.threshold if gated and cal is not None else -1.0
-        return legs, signals, shares, cut, looks_like if vectors is not None else {}
+            cut = threshold if measured else -1.0
+        return legs, signals, shares, cut, looks_like
 
-    def _evidence(self, cal: calibration.Calibration, hits: list[tuple[int, float]]) -> np.ndarray:
-        """Each hit's evidence (:meth:`.cutoff.Calibration.evidence`); none for an image whose
-        vector is gone (removed since the FAISS index was loaded)."""
-        vecs, found = self.store.embeddings.of_many([i for i, _ in hits], self.embedder.id.dim)
-        evidence = cal.evidence(np.array([s for _, s in hits], dtype=np.float32), vecs)
+    def _measure(self, request: SearchRequest, vectors: VectorIndex, hits: list[tuple[int, float]]):
+        """How far each vector hit stands out (:mod:`.cutoff`): ``(evidence, threshold,
+        looks_like)``, the evidence the best hit must reach and each hit's evidence in
+        [0, 1]; evidence is None (unmeasured) for an empty index, and for a picture with words
+        (neither null holds for their blend: the picture says what is there, the words steer).
+        A hit whose vector is gone (removed since the FAISS index was loaded) has no evidence."""
+        if vectors.ntotal == 0 or request.by_image == request.has_text:
+            return None, -1.0, {i: max(0.0, s) for i, s in hits}
+        ids = [i for i, _ in hits]
+        scores = np.array([s for _, s in hits], dtype=np.float32)
+        vecs, found = self.store.embeddings.of_many(ids, self.embedder.id.dim)
+        if request.by_image:  # the query is among the hit's nearest neighbours
+            near = calibration.neighbourhood(self.store, vectors, self.embedder.id.dim)
+            evidence, radius = near.evidence(ids, scores, vecs)
+            scale, threshold = np.maximum(1.0 - radius, 1e-6), 0.0  # 1: the very image
+        else:  # the query looks more like the hit than anything unrelated does
+            cal = self.calibration(vectors)
+            evidence = cal.evidence(scores, vecs)
+            margin = max(cal.margin, 0.0)  # a tiny gallery's margin can be <= 0
+            scale, threshold = evidence + margin, cal.threshold
         evidence[~found] = -np.inf
-        return evidence
+        looks_like = {
+            i: float(e / d) if e > 0 and d > 0 else 0.0
+            for i, e, d in zip(ids, evidence, np.broadcast_to(scale, evidence.shape), strict=True)
+        }
+        return evidence, threshold, looks_like
 
     def _browse(self, request: SearchRequest) -> SearchPage:
         """No query, only filters: every image that passes them, by path (a catalogue listing)."""

@@ -7,11 +7,12 @@ import zlib
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from searchengine.models.base import l2_normalize
 from searchengine.records import EncoderId, SearchRequest
 from searchengine.search import SearchEngine
-from searchengine.search.cutoff import Calibration, calibration
+from searchengine.search.cutoff import Calibration, Neighbourhood, calibration
 from searchengine.store.db import Store
 from searchengine.store.images import ImageWrite
 from searchengine.store.vectors import VectorCache, VectorIndex
@@ -147,3 +148,67 @@ def test_keyword_hits_stay_when_the_index_has_no_vectors(tmp_path):
     engine = SearchEngine(store, embedder)
     page = engine.query("kite boat and a lamp on a hill")  # one word of several: still found by words
     assert {h.name for h in page.hits} >= {"kite.png"}
+
+
+def test_an_image_hit_is_measured_by_its_own_neighbourhood():
+    sample = l2_normalize(
+        np.array([[1, 0.1, 0], [1, 0.2, 0], [1, 0.3, 0], [1, 0.4, 0], [0, 0, 1]], np.float32)
+    )
+    near = Neighbourhood(np.arange(5), sample)
+    hit = sample[:1]  # image 0: its 3rd nearest other is image 3
+    evidence, radius = near.evidence([0], np.array([0.99]), hit)
+    assert radius == pytest.approx([float(hit[0] @ sample[3])])
+    assert evidence == pytest.approx([0.99 - radius[0]])
+    # an image outside the sample measures every sample image, the lone one has no close neighbours
+    _, lone = near.evidence([99], np.array([0.5]), sample[4:5])
+    assert lone[0] < radius[0]
+    assert len(near.evidence([], np.zeros(0), sample[:0])[0]) == 0
+
+
+class PictureEmbedder(TableEmbedder):
+    """Query pictures carry their vector in ``info['vec']``."""
+
+    def embed_images(self, images):
+        return l2_normalize(np.array([im.info["vec"] for im in images], dtype=np.float32))
+
+
+def _clusters(tmp_path):
+    """Three kinds of image, ten of each, around axes 0, 1 and 2."""
+    rng = np.random.default_rng(0)
+    store = Store(tmp_path)
+    embedder = PictureEmbedder({})
+    store.bind_encoder(embedder.id)
+    writes = []
+    for kind in range(3):
+        vecs = l2_normalize(
+            np.eye(DIM, dtype=np.float32)[kind] + 0.15 * rng.normal(size=(10, DIM)).astype(np.float32)
+        )
+        for n, v in enumerate(vecs):
+            path = f"/x/{kind}_{n}.png"
+            row = {"path": path, "root": "/x", "sha256": path, "size": 1, "mtime_ns": 1}
+            row.update(width=1, height=1, format="PNG", status="ok", error=None)
+            writes.append(ImageWrite(path, row=row, vector=v.tobytes()))
+    store.images.write_batch(writes)
+    return store, embedder
+
+
+def _picture(vec) -> Image.Image:
+    im = Image.new("RGB", (4, 4))
+    im.info["vec"] = np.asarray(vec, dtype=np.float32)
+    return im
+
+
+def test_image_queries_find_their_kind_and_nothing_for_an_absent_kind(tmp_path):
+    store, embedder = _clusters(tmp_path)
+    engine = SearchEngine(store, embedder)
+    kind0 = store.images.by_path("/x/0_0.png")
+    copy = engine.query(image=_picture(store.embeddings.of(kind0.id, DIM)), limit=30)
+    assert copy.hits[0].id == kind0.id and copy.hits[0].relevance > 0.9  # the same picture
+    assert {h.name[0] for h in copy.hits} == {"0"}  # its kind, not the others
+    absent = _picture(np.eye(DIM)[5])  # a kind of picture the collection lacks
+    assert engine.query(image=absent, limit=30).total == 0
+    assert engine.query(image=absent, limit=30, min_score=-1).total == 30  # the override keeps all
+    similar = engine.query(like=kind0.id, limit=30)
+    assert similar.hits and kind0.id not in {h.id for h in similar.hits}
+    assert {h.name[0] for h in similar.hits} == {"0"}
+    assert all(0 <= h.relevance <= 1 for h in similar.hits)

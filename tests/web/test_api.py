@@ -109,7 +109,9 @@ def test_hits_carry_a_relevance_and_reasons_in_plain_words(client):
     assert top["reasons"][:2] == ["matches 'red' in the file name", "matches 'label' in the description"]
     # the raw figures stay in legs (explain), never in the words
     assert not any(re.search(r"\d\.\d|#\d", r) for h in hits for r in h["reasons"])
-    like = client.get("/api/search", params={"like": top["id"], "limit": 4}).json()["results"]
+    like = client.get("/api/search", params={"like": top["id"], "limit": 4, "min_score": -1}).json()[
+        "results"
+    ]
     assert like and all(h["reasons"][0] == "similar image" and 0 <= h["relevance"] <= 1 for h in like)
     listing = client.get("/api/search", params={"type": "png", "limit": 3}).json()["results"]
     assert listing and all(h["reasons"] == [] and h["relevance"] is None for h in listing)
@@ -158,8 +160,10 @@ def test_filters_restrict_each_leg(client, gallery):
 
 def test_like_finds_neighbours_but_not_itself(client):
     red = client.get("/api/search", params={"q": "QX-220", "mode": "keyword"}).json()["results"][0]["id"]
-    r = client.get("/api/search", params={"like": red, "limit": 20})
+    r = client.get("/api/search", params={"like": red, "limit": 20, "min_score": -1})
     assert r.status_code == 200 and len(ids_of(r)) == 9 and red not in ids_of(r)
+    near = client.get("/api/search", params={"like": red, "limit": 20})  # only its neighbourhood
+    assert near.status_code == 200 and set(ids_of(near)) < set(ids_of(r))
     assert client.get("/api/search", params={"like": 999999}).status_code == 404
 
 

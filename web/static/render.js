@@ -63,11 +63,17 @@ export function renderResults(data, reset, actions) {
   const shown = state.hits.length;
   $("status").textContent = shown
     ? `${shown} of ${data.total} for ${describeQuery()} · ${data.mode} · ${Math.round(data.took_ms)} ms`
-    : "";
+    : `No results for ${describeQuery()}`;
   $("more").hidden = shown >= data.total;
   const empty = $("empty");
   empty.hidden = shown > 0;
-  if (!shown) {
+  if (!shown && (state.image || state.like) && !state.q) {
+    const picture = state.like || state.image;
+    $("empty-title").textContent = `Nothing here looks like ${picture.name}.`;
+    $("empty-hint").textContent =
+      "An image counts as similar when it is among the nearest images of the one it is compared with. " +
+      "Describe what you want in words instead, or search the whole index with a related image.";
+  } else if (!shown) {
     $("empty-title").textContent = `No images match ${describeQuery()}.`;
     const hints = [];
     if (filtersActive()) hints.push("remove a filter");
