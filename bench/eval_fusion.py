@@ -89,6 +89,7 @@ def record(name: str, index: Path, datasets: Path, step: int) -> list[tuple[str,
                     "looks": bool(legs.get("vector")),
                     "code": has_code(q.text),
                     "sentence": parsed.descriptive,
+                    "text": q.text,
                 }
             )
         if rows:
@@ -125,18 +126,26 @@ def r1(rows: list[dict], p: dict, which: str) -> float:
     return hits / len(rows)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def arguments(doc: str) -> tuple[list[tuple[str, Path, int]], Path]:
+    """The command line of a bench over recorded legs: ``(name, index, step)`` per set, and
+    the datasets folder."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
     ap.add_argument("sets", nargs="+", help="NAME=INDEX_DIR[:STEP]")
     ap.add_argument(
         "--datasets", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "datasets"
     )
     args = ap.parse_args()
-    sets = {}
+    out = []
     for spec in args.sets:
         name, rest = spec.split("=", 1)
         index, _, step = rest.partition(":")
-        sets[name] = record(name, Path(index), args.datasets, int(step or 1))
+        out.append((name, Path(index), int(step or 1)))
+    return out, args.datasets
+
+
+def main() -> None:
+    specs, datasets = arguments(__doc__)
+    sets = {name: record(name, index, datasets, step) for name, index, step in specs}
     combos = [dict(zip(GRID, v, strict=True)) for v in itertools.product(*GRID.values())]
     cells = [(n, qs) for n, found in sets.items() for qs, _ in found]
     rows = {(n, qs): r for n, found in sets.items() for qs, r in found}

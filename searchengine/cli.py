@@ -339,14 +339,16 @@ def _print_page(page, query: str | None, index: str, as_json: bool, request) -> 
             )
         )
         return
-    # an image query alone (--image/--like) is cut by neighbourhood, not by a figure to print
-    picture = request.by_image and not request.has_text and request.min_score is None
+    # an image query alone (--image/--like), no filter: its neighbourhood test said no
+    unfiltered = not (request.filters and request.filters.active)
+    nothing_near = request.by_image and not request.has_text and request.min_score is None
+    nothing_near = nothing_near and unfiltered and page.total == 0
     click.echo(
         f"encoder: {page.encoder}, mode: {page.mode}, {page.total} matches"
-        + (f" (cutoff {page.cutoff:.3f})" if page.cutoff > -1 and not picture else ""),
+        + (f" (cutoff {page.cutoff:.3f})" if page.cutoff > -1 else ""),
         err=True,
     )
-    if not page.hits and picture:
+    if nothing_near:
         click.echo(
             "no results: no indexed image has the query image among its nearest neighbours"
             " (--min-score -1 lists the closest anyway)",

@@ -101,7 +101,8 @@ class SearchPage:
 
     :param total: matches in the whole ranking (up to the search depth).
     :param cutoff: what the vector leg required: the evidence a text query's best hit had
-        to reach (:mod:`searchengine.search.cutoff`), or the user's ``min_score`` cosine (-1: none).
+        to reach (:mod:`searchengine.search.cutoff`), or the user's ``min_score`` cosine (-1: no
+        figure: an image query's test is its neighbourhood, a picture with words is not cut).
     :param ids: every id of the ranking, in order (the result set facets count over).
     :param facets: field -> ``[(value, count)]`` among ``ids``, for the fields asked.
     :param generation: the store generation of the vector index searched.

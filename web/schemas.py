@@ -46,8 +46,8 @@ class SearchParams(BaseModel):
         le=1,
         allow_inf_nan=False,
         description=(
-            "Cosine a semantic hit must reach, instead of the default evidence test calibrated "
-            "per index (text queries); -1: no cutoff."
+            "Cosine a semantic hit must reach, instead of the default tests (text queries: evidence "
+            "calibrated per index; image queries: among the hit's nearest neighbours); -1: no cutoff."
         ),
     )
     folder: str | None = Field(None, max_length=4096, description="Only images under this folder.")
@@ -135,7 +135,8 @@ class SearchResponse(BaseModel):
     cutoff: float | None = Field(
         description=(
             "What the semantic leg required: the evidence a text query's best hit had to reach "
-            "(calibrated per index), or min_score's cosine when given; null: none."
+            "(calibrated per index), or min_score's cosine when given; null: no figure (an image "
+            "query's test is its neighbourhood, a picture with words is not cut)."
         )
     )
     took_ms: float

@@ -27,6 +27,7 @@ in the store's meta table (a new process does not compute it again).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,6 +74,9 @@ NEIGHBOURHOOD = 0.02
 MIN_NEIGHBOURS = 3
 #: How many stored images the neighbourhood of a hit is measured against.
 REFERENCE = 2000
+#: Evidence this close to 0 counts as 0: the hit's score comes from FAISS, its radius from
+#: numpy, so an exact tie (a copy among copies) must not be decided by rounding.
+TIE = 1e-5
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,36 +142,51 @@ def calibration(store: Store, embedder: Embedder, vectors: VectorIndex) -> Calib
 @dataclass(frozen=True, slots=True)
 class Neighbourhood:
     """What an image query's vector hits are measured against: a fixed sample of the
-    collection (ids and unit vectors)."""
+    collection (ids, sorted, and their unit vectors)."""
 
     ids: np.ndarray
     vectors: np.ndarray
 
     def evidence(
-        self, ids: list[int], scores: np.ndarray, vectors: np.ndarray
+        self, ids: list[int], scores: np.ndarray, vectors: np.ndarray, query: int | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """How far each hit's cosine stands above its *radius*: the cosine of its k-th
-        nearest image in the sample (itself left out, k = :data:`NEIGHBOURHOOD` of the
-        sample, at least :data:`MIN_NEIGHBOURS`). Returns ``(evidence, radius)``; evidence >= 0: the query is
-        among the hit's nearest neighbours."""
+        nearest image in the sample (itself and the ``query`` image left out, k =
+        :data:`NEIGHBOURHOOD` of the sample, at least :data:`MIN_NEIGHBOURS`; the farthest
+        when there are fewer). Returns ``(evidence, radius)``; evidence >= 0 (within
+        :data:`TIE`): the query is among the hit's nearest neighbours."""
         scores = np.asarray(scores, dtype=np.float32)
         if len(scores) == 0 or len(self.ids) == 0:
             return np.zeros(len(scores), np.float32), np.full(len(scores), -1.0, np.float32)
         sims = vectors @ self.vectors.T
-        sims[np.asarray(ids)[:, None] == self.ids[None, :]] = -np.inf  # not its own neighbour
-        others = np.isfinite(sims).sum(axis=1)
-        k = np.maximum(MIN_NEIGHBOURS, np.ceil(NEIGHBOURHOOD * others)).astype(int)
-        ordered = -np.sort(-sims, axis=1)
-        radius = ordered[np.arange(len(scores)), np.minimum(k, np.maximum(others, 1)) - 1]
-        radius = np.where(others > 0, radius, -1.0).astype(np.float32)
-        return scores - radius, radius
+        column = self._position(ids)  # leave each hit itself out, and the query image
+        inside = column >= 0
+        sims[np.flatnonzero(inside), column[inside]] = -np.inf
+        if query is not None and self._position([query])[0] >= 0:
+            sims[:, self._position([query])[0]] = -np.inf
+        k = min(max(MIN_NEIGHBOURS, math.ceil(NEIGHBOURHOOD * len(self.ids))), len(self.ids))
+        radius = -np.partition(-sims, k - 1, axis=1)[:, k - 1]
+        short = ~np.isfinite(radius)  # fewer than k others: the farthest of them
+        if short.any():
+            finite = np.where(np.isfinite(sims[short]), sims[short], np.inf).min(axis=1)
+            radius[short] = np.where(np.isfinite(finite), finite, -1.0)
+        return scores - radius, radius.astype(np.float32)
+
+    def _position(self, ids) -> np.ndarray:
+        """Each id's column in the sample (ids sorted), -1 where it is not in it."""
+        ids = np.asarray(ids, dtype=np.int64)
+        at = np.minimum(np.searchsorted(self.ids, ids), len(self.ids) - 1)
+        return np.where(self.ids[at] == ids, at, -1)
 
 
 def neighbourhood(store: Store, vectors: VectorIndex, dim: int) -> Neighbourhood:
-    """Return the sample image queries are measured against, once per index generation."""
+    """Return the sample image queries are measured against: :data:`REFERENCE` images
+    spread evenly over the FAISS index searched (so it belongs to that generation), once
+    per index."""
 
     def compute() -> Neighbourhood:
-        ids, vecs = store.embeddings.sample(REFERENCE, dim)
-        return Neighbourhood(ids, np.ascontiguousarray(vecs))
+        ids = np.sort(vectors.spread_ids(REFERENCE))
+        vecs, found = store.embeddings.of_many(ids.tolist(), dim)
+        return Neighbourhood(ids[found], np.ascontiguousarray(vecs[found]))
 
     return vectors.memo(("neighbourhood", dim), compute)

@@ -218,7 +218,7 @@ class SearchEngine:
         if request.min_score is not None:
             cut = request.min_score
         else:
-            cut = threshold if measured else -1.0
+            cut = threshold if measured and not request.by_image else -1.0  # a picture's test is no figure
         return legs, signals, shares, cut, looks_like
 
     def _measure(self, request: SearchRequest, vectors: VectorIndex, hits: list[tuple[int, float]]):
@@ -234,7 +234,8 @@ class SearchEngine:
         vecs, found = self.store.embeddings.of_many(ids, self.embedder.id.dim)
         if request.by_image:  # the query is among the hit's nearest neighbours
             near = calibration.neighbourhood(self.store, vectors, self.embedder.id.dim)
-            evidence, radius = near.evidence(ids, scores, vecs)
+            evidence, radius = near.evidence(ids, scores, vecs, request.like)
+            evidence[np.abs(evidence) < calibration.TIE] = 0.0  # a copy among copies is a neighbour
             scale, threshold = np.maximum(1.0 - radius, 1e-6), 0.0  # 1: the very image
         else:  # the query looks more like the hit than anything unrelated does
             cal = self.calibration(vectors)
@@ -272,8 +273,10 @@ def _relevance(window, looks_like: dict[int, float], shares: dict[int, float]) -
     """Each hit's relevance in [0, 1], comparable across a page: the evidence of the legs
     that found it, combined as independent evidence (either may say so). The vector leg's
     is how far the hit stands above its own null, ``e / (e + margin)``: 0.5 when it stands
-    out as far as the best unrelated query does (:mod:`.cutoff`; the cosine for image
-    queries); the keyword leg's is the share of the query's terms the hit holds."""
+    out as far as the best unrelated query does (:mod:`.cutoff`); for an image query, how
+    far its cosine stands from its neighbourhood radius toward 1 (the same picture); the
+    cosine for a picture with words. The keyword leg's is the share of the query's terms
+    the hit holds."""
     out = {}
     for f in window:
         v = min(1.0, max(0.0, looks_like.get(f.id, 0.0))) if "vector" in f.legs else 0.0

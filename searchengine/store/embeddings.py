@@ -48,19 +48,6 @@ class Embeddings:
                 found[where[image_id]] = True
         return out, found
 
-    def sample(self, n: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
-        """Return ``(ids, vectors)`` of at most ``n`` embeddings spread evenly over the ids
-        (the same ones each time for the same rows), as :meth:`all` does."""
-        count, top = self.db.execute("SELECT count(*), max(image_id) FROM embeddings").fetchone()
-        step = max(1, (top or 0) // max(1, n)) if count > n else 1
-        rows = self.db.execute(
-            "SELECT image_id, vector FROM embeddings WHERE image_id % ? = 0 ORDER BY image_id LIMIT ?",
-            [step, n],
-        ).fetchall()
-        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
-        return ids, vecs
-
     def all(self, dim: int) -> tuple[np.ndarray, np.ndarray]:
         """Return ``(ids int64 (N,), vectors float32 (N, dim))`` of every embedding, by id."""
         rows = self.db.execute("SELECT image_id, vector FROM embeddings ORDER BY image_id").fetchall()

@@ -90,6 +90,13 @@ class VectorIndex:
                 self._memo[key] = compute()
             return self._memo[key]
 
+    def spread_ids(self, n: int) -> np.ndarray:
+        """Return the ids of at most ``n`` vectors spread evenly over the index (the same
+        ones each time), without copying its id map."""
+        ids = self.index.id_map
+        picks = np.unique(np.linspace(0, self.ntotal - 1, min(n, self.ntotal)).astype(np.int64))
+        return np.array([ids.at(int(i)) for i in picks], dtype=np.int64) if self.ntotal else picks
+
     @property
     def ntotal(self) -> int:
         return int(self.index.ntotal)

@@ -212,3 +212,65 @@ def test_image_queries_find_their_kind_and_nothing_for_an_absent_kind(tmp_path):
     assert similar.hits and kind0.id not in {h.id for h in similar.hits}
     assert {h.name[0] for h in similar.hits} == {"0"}
     assert all(0 <= h.relevance <= 1 for h in similar.hits)
+
+
+def test_a_complete_match_of_the_words_outranks_images_that_only_look_alike(tmp_path):
+    rng = np.random.default_rng(1)
+    axes = np.eye(DIM, dtype=np.float32)
+    embedder = TableEmbedder({"laptop computer": axes[0]})
+    store = Store(tmp_path)
+    store.bind_encoder(embedder.id)
+    writes = []
+    for n in range(30):  # 29 look like the query, the bag does not
+        vec = axes[3] if n == 29 else axes[0] + 0.3 * rng.normal(size=DIM).astype(np.float32)
+        path = f"/x/{n}.png"
+        row = {"path": path, "root": "/x", "sha256": path, "size": 1, "mtime_ns": 1}
+        row.update(width=1, height=1, format="PNG", status="ok", error=None)
+        writes.append(ImageWrite(path, row=row, vector=l2_normalize(vec[None, :])[0].tobytes()))
+    store.images.write_batch(writes)
+    ids = {r.path: r.id for r in store.images.by_id(list(range(1, 31))).values()}
+    store.library.set_metadata(
+        [(ids["/x/29.png"], {"title": "Black laptop bag with a computer sleeve"})]
+        + [(ids[f"/x/{n}.png"], {"title": f"Laptop stand {n}"}) for n in range(5, 10)],
+        source="test",
+    )
+    page = SearchEngine(store, embedder).query("laptop computer", limit=10)
+    assert page.hits[0].name == "29.png", [(h.name, h.reasons) for h in page.hits]
+    assert page.hits[0].relevance == 1.0  # every word of the query is in its title
+
+
+def test_copies_are_each_others_neighbours_and_a_pair_finds_its_other(tmp_path):
+    store, embedder = _clusters(tmp_path)
+    copy = l2_normalize(np.eye(DIM, dtype=np.float32)[6:7] + 0.3)[0]
+    writes = []
+    for n in range(5):  # five identical pictures: a copy's radius is the copies' own cosine
+        path = f"/x/copy_{n}.png"
+        row = {"path": path, "root": "/x", "sha256": path, "size": 1, "mtime_ns": 1}
+        row.update(width=1, height=1, format="PNG", status="ok", error=None)
+        writes.append(ImageWrite(path, row=row, vector=copy.tobytes()))
+    store.images.write_batch(writes)
+    first = store.images.by_path("/x/copy_0.png").id
+    names = {h.name for h in SearchEngine(store, embedder).query(like=first, limit=40).hits}
+    assert {f"copy_{n}.png" for n in range(1, 5)} <= names
+
+    pair = Store(tmp_path / "pair")
+    pair.bind_encoder(embedder.id)
+    for name, vec in (("a", np.eye(DIM)[0]), ("b", np.eye(DIM)[1])):
+        row = {"path": f"/p/{name}.png", "root": "/p", "sha256": name, "size": 1, "mtime_ns": 1}
+        row.update(width=1, height=1, format="PNG", status="ok", error=None)
+        pair.images.write_batch([ImageWrite(row["path"], row=row, vector=vec.astype(np.float32).tobytes())])
+    a = pair.images.by_path("/p/a.png").id
+    assert [h.name for h in SearchEngine(pair, embedder).query(like=a).hits] == ["b.png"]
+
+
+def test_the_sample_spreads_over_sparse_ids(tmp_path):
+    store = Store(tmp_path)
+    store.bind_encoder(HashEmbedder.id)
+    _add(store, 0, 300, seed=3)
+    gone = [f"/x/{i}.png" for i in range(250)]  # the first folder's images removed: ids start at 251
+    store.images.delete_paths(gone)
+    vectors = VectorIndex.open(store, DIM)
+    ids = vectors.spread_ids(20)
+    left = sorted(r.id for r in store.images.by_id(list(range(1, 400))).values())
+    assert len(ids) == 20 and set(ids) <= set(left)
+    assert min(ids) == left[0] and max(ids) == left[-1]  # from the first to the last

@@ -67,7 +67,7 @@ export function renderResults(data, reset, actions) {
   $("more").hidden = shown >= data.total;
   const empty = $("empty");
   empty.hidden = shown > 0;
-  if (!shown && (state.image || state.like) && !state.q) {
+  if (!shown && (state.image || state.like) && !state.q && !filtersActive()) {
     const picture = state.like || state.image;
     $("empty-title").textContent = `Nothing here looks like ${picture.name}.`;
     $("empty-hint").textContent =
