@@ -1,4 +1,4 @@
-"""The image-query cutoff (searchengine.search.cutoff.NEIGHBOURHOOD), both sides, through
+"""The image-query cutoff (searchengine.search.cutoff.NEIGHBOURHOODS), both sides, through
 ``SearchEngine.run`` exactly as ``search --image``/``--like`` and ``/api/search`` run it.
 
 Kept (queries whose image is there):
@@ -145,7 +145,10 @@ def main() -> None:
     material = gather(args.indexes, args.datasets)
     rows = []
     for share in (None, *SWEEP):
-        cutoff.NEIGHBOURHOOD = share or cutoff.NEIGHBOURHOOD
+        for engine in material[0].values():  # the setting tried, for whichever encoder the indexes have
+            base = engine.embedder.id.spec.split("+adapter-")[0]
+            cutoff.NEIGHBOURHOODS[base] = share or cutoff.NEIGHBOURHOODS.get(base, cutoff.NEIGHBOURHOOD)
+            engine.vectors._memo.clear()  # the sample is kept with its share
         row = measure(*material, {"min_score": -1.0} if share is None else {})
         rows.append({"neighbourhood": share or "no cutoff", **row})
         print(json.dumps(rows[-1]), flush=True)

@@ -175,12 +175,29 @@ class _Split:
     val_text_count: int
 
 
-def _split(feats: Features, rng: random.Random, val_fraction: float) -> _Split:
+def held_out(train: Features, held: Features) -> tuple[Features, np.ndarray]:
+    """Both sets as one :class:`Features` and the rows of ``held`` in it: pairs kept for
+    validation only (e.g. a dev split), never trained on."""
+    n = len(train.vectors)
+    both = Features(
+        np.concatenate([train.vectors, held.vectors]),
+        None if train.features is None else np.concatenate([train.features, held.features]),
+        np.concatenate([train.texts, held.texts]),
+        np.concatenate([train.owner, held.owner + n]),
+    )
+    return both, np.arange(n, n + len(held.vectors))
+
+
+def _split(
+    feats: Features, rng: random.Random, val_fraction: float, held: np.ndarray | None = None
+) -> _Split:
     n = len(feats.vectors)
-    order = list(range(n))
-    rng.shuffle(order)
-    n_val = max(2, min(n - 2, round(n * val_fraction)))
-    val_set = set(order[:n_val])
+    if held is None:
+        order = list(range(n))
+        rng.shuffle(order)
+        val_set = set(order[: max(2, min(n - 2, round(n * val_fraction)))])
+    else:
+        val_set = {int(r) for r in held}
     train_rows = np.array(sorted(set(range(n)) - val_set))
     val_rows = np.array(sorted(val_set))
     remap = {int(r): i for i, r in enumerate(val_rows)}
@@ -277,6 +294,7 @@ def train(
     lr: float = 2e-3,
     weight_decay: float = 0.05,
     progress: Callable[[int, dict], None] | None = None,
+    held: np.ndarray | None = None,
 ) -> TuneResult:
     """Learn an adapter on ``feats``; returns it with before/after validation recall.
 
@@ -284,13 +302,14 @@ def train(
     ``patience`` epochs without gain.
 
     :param val_fraction: share of the images held back (never trained on).
+    :param held: the rows held back instead of a random share (see :func:`held_out`).
     :param progress: called after each epoch with (epoch, validation recall).
     """
     import torch
 
     torch.manual_seed(seed)
     rng = random.Random(seed)
-    split = _split(feats, rng, val_fraction)
+    split = _split(feats, rng, val_fraction, held)
     model = _AdapterModel(feats, split.train_rows, lr, weight_decay)
     text_all = torch.from_numpy(feats.texts)
     before = recall(feats.vectors[split.val_rows], split.val_texts, split.val_owner)

@@ -119,9 +119,9 @@ def test_default_encoder_is_offline_and_named(runner, image_dir, index_dir, tmp_
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "no-clip-weights"))
     r = invoke(runner, "index", image_dir, "--index", index_dir, "-q")
     assert r.exit_code == 0, r.output
-    assert "encoder: offline:fast-v1 (dim 384)" in r.stderr
+    assert "encoder: offline:fast-v2 (dim 384)" in r.stderr
     r = invoke(runner, "search", "a dog", "--index", index_dir, "--json")
-    assert json.loads(r.stdout)["encoder"] == "offline:fast-v1"
+    assert json.loads(r.stdout)["encoder"] == "offline:fast-v2"
 
 
 def test_rebuild_with_a_missing_folder_keeps_the_index(runner, image_dir, index_dir, tmp_path, tiny_spec):

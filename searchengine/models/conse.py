@@ -18,6 +18,7 @@ import functools
 import hashlib
 import importlib
 import io
+import json
 import logging
 import os
 import threading
@@ -52,6 +53,8 @@ class ConSEConfig:
     :param prompts: templates for each label; their embeddings are averaged.
     :param lemmas: how many synonyms of each ImageNet class to use in prompts.
     :param center: subtract the mean label embedding from both towers.
+    :param bridge: a caption bridge shipped in the package (:func:`shipped_bridge`), blended
+        with the label bridge on the image side.
     """
 
     backbones: tuple[str, ...] = ("lite0",)
@@ -60,6 +63,7 @@ class ConSEConfig:
     prompts: tuple[str, ...] = ("a photo of a {}.",)
     lemmas: int = 1
     center: bool = False
+    bridge: str | None = None
 
     def tag(self) -> str:
         """Return the preset name of this configuration, or ``custom-<hash>``."""
@@ -75,11 +79,54 @@ class ConSEConfig:
 PROMPTS = ("a photo of a {}.", "a picture of a {}.", "{}")
 PRESETS: dict[str, ConSEConfig] = {
     "fast-v1": ConSEConfig(("lite0",), top_k=100, temperature=3.0, prompts=PROMPTS, center=True),
+    # fast-v1 plus a caption bridge learned on Flickr8k's train split (scripts/train_bridge.py)
+    "fast-v2": ConSEConfig(
+        ("lite0",), top_k=100, temperature=3.0, prompts=PROMPTS, center=True, bridge="flickr8k-v2"
+    ),
     "ensemble-v1": ConSEConfig(
         ("lite0", "lite1", "lite2"), top_k=100, temperature=3.0, prompts=PROMPTS, center=True
     ),
 }
-DEFAULT_PRESET = "fast-v1"
+DEFAULT_PRESET = "fast-v2"
+
+
+#: sha256 of each shipped caption bridge (``models/data/bridge-NAME.npz``): a damaged or
+#: swapped file is refused, not silently used.
+BRIDGES: dict[str, str] = {"flickr8k-v2": "7d51297a622a6b0a32020e1efdbb9bdfc991482ee340aa8856a3ed0ad419d5a5"}
+
+
+def bridge_path(name: str) -> Path:
+    return Path(__file__).parent / "data" / f"bridge-{name}.npz"
+
+
+def shipped_bridge(name: str):
+    """Return (a copy of) the caption bridge ``name`` shipped in the package, as a projection
+    :class:`~searchengine.models.adapter.Adapter` over the label bridge.
+
+    :raises ModelNotFound: unknown, missing, unreadable or damaged.
+    """
+    import dataclasses
+
+    return dataclasses.replace(_load_bridge(name))
+
+
+@functools.cache
+def _load_bridge(name: str):
+    from searchengine.models.adapter import Adapter
+
+    path = bridge_path(name)
+    if name not in BRIDGES or not path.is_file():
+        raise ModelNotFound(f"the caption bridge {name!r} is not in this installation ({path})")
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        raise ModelNotFound(f"cannot read {path}: {exc.strerror or exc}") from None
+    if digest != BRIDGES[name]:
+        raise ModelNotFound(f"{path} is damaged (sha256 {digest[:12]}...): reinstall searchengine")
+    with np.load(path) as data:
+        meta = json.loads(str(data["meta"]))
+        weight, bias = data["weight"].astype(np.float32), data["bias"].astype(np.float32)
+    return Adapter("projection", meta["base"], weight, bias, float(meta["alpha"]))
 
 
 def weights_path(backbone: str) -> Path:
@@ -110,7 +157,12 @@ def minilm_path() -> Path:
 def weights_present() -> bool:
     """Tell whether every file the default offline encoder needs is installed."""
     try:
-        return weights_path("lite0").is_file() and minilm_path().is_dir()
+        bridges = {p.bridge for p in PRESETS.values() if p.bridge}
+        return (
+            weights_path("lite0").is_file()
+            and minilm_path().is_dir()
+            and all(bridge_path(b).is_file() for b in bridges)
+        )
     except ModelNotFound:
         return False
 
@@ -207,6 +259,8 @@ class ConSEEmbedder:
         self.config = config or PRESETS[DEFAULT_PRESET]
         for b in self.config.backbones:
             weights_path(b)  # fail fast with the install hint
+        if self.config.bridge is not None:
+            shipped_bridge(self.config.bridge)
         self.device = device
         self._text_model = None
         self._labels: np.ndarray | None = None
@@ -309,10 +363,16 @@ class ConSEEmbedder:
         """Embed RGB images; returns ``(N, 384)`` float32, unit rows."""
         if not images:
             return np.zeros((0, 384), dtype=np.float32)
+        if self.config.bridge is not None:
+            return self.image_features(images)[1]
         return self.embed_probabilities(self.class_probabilities(images))
 
     def image_features(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, np.ndarray]:
-        """Return ``(penultimate features (N, F), label-bridge embeddings (N, 384))`` of images:
-        what a tuned projection starts from, and what it is blended with."""
+        """Return ``(penultimate features (N, F), embeddings (N, 384))`` of images: what a
+        tuned projection starts from, and what it is blended with (the label bridge, and
+        the preset's caption bridge when it has one)."""
         feats, probs = features_and_probabilities(images, self.config.backbones, self.config.temperature)
-        return feats, self.embed_probabilities(probs)
+        vecs = self.embed_probabilities(probs)
+        if self.config.bridge is not None:
+            vecs = shipped_bridge(self.config.bridge).apply(feats, vecs).astype(np.float32)
+        return feats, vecs

@@ -5,7 +5,7 @@ query (hubs), and some queries high against every image. So the evidence is per 
 and per query: an image's *null* is the best cosine any query about things photo
 collections rarely show (:data:`UNRELATED`) reaches on it, and a text query's evidence
 is how far its best hit stands above that hit's null. The query finds something when
-its best evidence reaches :data:`EVIDENCE_SHARE` of the *margin*: the best evidence an
+its best evidence reaches a share (:data:`EVIDENCE_SHARES`) of the *margin*: the best evidence an
 unrelated query itself reaches against the nulls of the other unrelated queries
 (leave one out), computed once per vector-index generation over each unrelated query's
 nearest images. Then its hits that stand above their null at all are kept, the rest of
@@ -14,7 +14,8 @@ the ranking is not (they look more like something unrelated than like the query)
 An image query (an upload or "find similar") has no such null: any photo looks like
 some photos. Its test is the reverse one: it finds an image when it would be among that
 image's nearest neighbours in the collection, closer to it than all but
-:data:`NEIGHBOURHOOD` (2%) of the collection is (among its :data:`MIN_NEIGHBOURS` nearest
+:data:`NEIGHBOURHOODS` of the collection is (2% or 5%, the encoder's own; among its
+:data:`MIN_NEIGHBOURS` nearest
 in a small one), measured against a fixed sample of the collection (:class:`Neighbourhood`).
 A receipt finds no product photo, a re-encoded copy finds its original, a product finds
 the products that have it among their own nearest.
@@ -60,15 +61,21 @@ UNRELATED = (
     "the melody of a forgotten folk song",
 )
 CUTOFF_METHOD = "image-null-v2"
-#: The share of the unrelated queries' own best evidence a query must reach; chosen by
-#: leave-one-set-out over the four dev sets (docs/evaluation.md, bench/eval_cutoff.py).
+#: The share of the unrelated queries' own best evidence a query must reach, per encoder
+#: (how well an encoder separates true from absent queries is its own); each chosen by
+#: leave-one-set-out over the four dev sets indexed with it (docs/evaluation.md,
+#: bench/eval_cutoff.py). Tuned variants (``+adapter-...``) use their base's share.
+EVIDENCE_SHARES = {"offline:fast-v1": 0.7, "offline:fast-v2": 0.95}
+#: The share for any other encoder (e.g. open_clip): the first one measured.
 EVIDENCE_SHARE = 0.7
 #: How many nearest images of each unrelated query the margin looks at (as the search
 #: looks at its own hits).
 CANDIDATES = 100
-#: The share of the collection an image query must be among the nearest of to a hit (its
-#: nearest 2%); chosen by the text cutoff's rule (keep 0.9 of true hits, reject 0.7 of
-#: absent ones) in bench/eval_image_cutoff.py (docs/evaluation.md).
+#: The share of the collection an image query must be among the nearest of to a hit, per
+#: encoder; each chosen by the text cutoff's rule (keep 0.9 of true hits, reject 0.7 of
+#: absent ones) in bench/eval_image_cutoff.py over indexes made with it (docs/evaluation.md).
+NEIGHBOURHOODS = {"offline:fast-v1": 0.02, "offline:fast-v2": 0.05}
+#: The share for any other encoder: the first one measured.
 NEIGHBOURHOOD = 0.02
 #: The fewest neighbours a hit has (in a small collection 2% is one or none).
 MIN_NEIGHBOURS = 3
@@ -85,15 +92,17 @@ class Calibration:
 
     :param unrelated: the :data:`UNRELATED` queries' unit vectors (20, dim).
     :param margin: the best leave-one-out evidence of an unrelated query.
+    :param share: the share of it a query must reach (:func:`evidence_share`).
     """
 
     unrelated: np.ndarray
     margin: float
+    share: float = EVIDENCE_SHARE
 
     @property
     def threshold(self) -> float:
         """The evidence a query must reach to find anything."""
-        return EVIDENCE_SHARE * self.margin
+        return self.share * self.margin
 
     def evidence(self, scores: np.ndarray, vectors: np.ndarray) -> np.ndarray:
         """How far each hit (cosine in ``scores``, unit vector in ``vectors``) stands above
@@ -121,20 +130,26 @@ def margin(store: Store, vectors: VectorIndex, unrelated: np.ndarray) -> float:
     return best
 
 
+def evidence_share(spec: str) -> float:
+    """The :data:`EVIDENCE_SHARES` entry of an encoder spec (its base's, when tuned)."""
+    return EVIDENCE_SHARES.get(spec.split("+adapter-")[0], EVIDENCE_SHARE)
+
+
 def calibration(store: Store, embedder: Embedder, vectors: VectorIndex) -> Calibration:
     """Return the calibration of ``vectors`` (the index searched) for ``embedder``, computing
     the margin once per generation."""
     key = {"generation": vectors.generation, "encoder": embedder.id.spec, "method": CUTOFF_METHOD}
+    share = evidence_share(embedder.id.spec)
 
     def compute() -> Calibration:
         unrelated = np.ascontiguousarray(embedder.embed_texts(list(UNRELATED)), dtype=np.float32)
         stored = json.loads(store.get_meta("cutoff") or "{}")
         if all(stored.get(k) == v for k, v in key.items()) and "margin" in stored:
-            return Calibration(unrelated, float(stored["margin"]))
+            return Calibration(unrelated, float(stored["margin"]), share)
         value = margin(store, vectors, unrelated)
         # best effort: while an index run holds the write lock, keep it in memory only
         store.set_meta("cutoff", json.dumps({**key, "margin": value}), wait=False)
-        return Calibration(unrelated, value)
+        return Calibration(unrelated, value, share)
 
     return vectors.memo(("cutoff", embedder.id.spec), compute)
 
@@ -146,13 +161,14 @@ class Neighbourhood:
 
     ids: np.ndarray
     vectors: np.ndarray
+    share: float = NEIGHBOURHOOD
 
     def evidence(
         self, ids: list[int], scores: np.ndarray, vectors: np.ndarray, query: int | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """How far each hit's cosine stands above its *radius*: the cosine of its k-th
         nearest image in the sample (itself and the ``query`` image left out, k =
-        :data:`NEIGHBOURHOOD` of the sample, at least :data:`MIN_NEIGHBOURS`; the farthest
+        ``share`` of the sample, at least :data:`MIN_NEIGHBOURS`; the farthest
         when there are fewer). Returns ``(evidence, radius)``; evidence >= 0 (within
         :data:`TIE`): the query is among the hit's nearest neighbours."""
         scores = np.asarray(scores, dtype=np.float32)
@@ -164,7 +180,7 @@ class Neighbourhood:
         sims[np.flatnonzero(inside), column[inside]] = -np.inf
         if query is not None and self._position([query])[0] >= 0:
             sims[:, self._position([query])[0]] = -np.inf
-        k = min(max(MIN_NEIGHBOURS, math.ceil(NEIGHBOURHOOD * len(self.ids))), len(self.ids))
+        k = min(max(MIN_NEIGHBOURS, math.ceil(self.share * len(self.ids))), len(self.ids))
         radius = -np.partition(-sims, k - 1, axis=1)[:, k - 1]
         short = ~np.isfinite(radius)  # fewer than k others: the farthest of them
         if short.any():
@@ -179,14 +195,15 @@ class Neighbourhood:
         return np.where(self.ids[at] == ids, at, -1)
 
 
-def neighbourhood(store: Store, vectors: VectorIndex, dim: int) -> Neighbourhood:
+def neighbourhood(store: Store, vectors: VectorIndex, embedder: Embedder) -> Neighbourhood:
     """Return the sample image queries are measured against: :data:`REFERENCE` images
     spread evenly over the FAISS index searched (so it belongs to that generation), once
     per index."""
 
     def compute() -> Neighbourhood:
         ids = np.sort(vectors.spread_ids(REFERENCE))
-        vecs, found = store.embeddings.of_many(ids.tolist(), dim)
-        return Neighbourhood(ids[found], np.ascontiguousarray(vecs[found]))
+        vecs, found = store.embeddings.of_many(ids.tolist(), embedder.id.dim)
+        share = NEIGHBOURHOODS.get(embedder.id.spec.split("+adapter-")[0], NEIGHBOURHOOD)
+        return Neighbourhood(ids[found], np.ascontiguousarray(vecs[found]), share)
 
-    return vectors.memo(("neighbourhood", dim), compute)
+    return vectors.memo(("neighbourhood", embedder.id.spec), compute)

@@ -233,7 +233,7 @@ class SearchEngine:
         scores = np.array([s for _, s in hits], dtype=np.float32)
         vecs, found = self.store.embeddings.of_many(ids, self.embedder.id.dim)
         if request.by_image:  # the query is among the hit's nearest neighbours
-            near = calibration.neighbourhood(self.store, vectors, self.embedder.id.dim)
+            near = calibration.neighbourhood(self.store, vectors, self.embedder)
             evidence, radius = near.evidence(ids, scores, vecs, request.like)
             evidence[np.abs(evidence) < calibration.TIE] = 0.0  # a copy among copies is a neighbour
             scale, threshold = np.maximum(1.0 - radius, 1e-6), 0.0  # 1: the very image
