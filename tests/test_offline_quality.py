@@ -51,7 +51,9 @@ def test_whole_sample_gallery_indexes_cleanly(sample_engine):
     reason="../shared/datasets/flickr8k_dev1k is absent (a user's clone)",
 )
 def test_flickr8k_subset_recall_floor(tmp_path, offline):
-    """200 Flickr8k dev images, 1000 caption queries: R@10 well above chance (0.05)."""
+    """200 Flickr8k dev images, 1000 caption queries: R@10 well above chance (0.05), and above
+    what fast-v1's label bridge alone reaches (0.540; fast-v2 measured 0.858 on 2026-12-01), so a
+    caption bridge that silently stops applying fails here."""
     root = SHARED / "flickr8k_dev1k"
     records = [json.loads(line) for line in (root / "annotations.jsonl").open()][:200]
     folder = tmp_path / "subset"
@@ -67,4 +69,4 @@ def test_flickr8k_subset_recall_floor(tmp_path, offline):
         any(h.path.endswith("/" + name) for h in res) for res, (_, name) in zip(results, queries, strict=True)
     )
     recall10 = hits / len(queries)
-    assert recall10 >= 0.45, recall10
+    assert recall10 >= 0.75, recall10
