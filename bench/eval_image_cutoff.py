@@ -34,6 +34,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from searchengine.evaluation import indexed_path, load_annotations  # noqa: E402
+from searchengine.models.adapter import split_spec  # noqa: E402
 from searchengine.records import SearchRequest  # noqa: E402
 from searchengine.search import SearchEngine, cutoff  # noqa: E402
 from searchengine.search.engine import open_store, resolve_embedder  # noqa: E402
@@ -146,7 +147,7 @@ def main() -> None:
     rows = []
     for share in (None, *SWEEP):
         for engine in material[0].values():  # the setting tried, for whichever encoder the indexes have
-            base = engine.embedder.id.spec.split("+adapter-")[0]
+            base = split_spec(engine.embedder.id.spec)[0]
             cutoff.NEIGHBOURHOODS[base] = share or cutoff.NEIGHBOURHOODS.get(base, cutoff.NEIGHBOURHOOD)
             engine.vectors._memo.clear()  # the sample is kept with its share
         row = measure(*material, {"min_score": -1.0} if share is None else {})

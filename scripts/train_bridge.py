@@ -199,14 +199,7 @@ def main() -> None:
         "inputs": inputs,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"version": 1, "kind": adapter.kind, "base": adapter.base, "alpha": adapter.alpha}
-    np.savez(
-        args.out,
-        weight=adapter.weight,
-        bias=adapter.bias,
-        meta=json.dumps(meta),
-        info=json.dumps(adapter.info),
-    )
+    adapter.write(args.out)
     args.out.with_suffix(".md").write_text(card(args, result, inputs, args.out, blends), encoding="utf-8")
     print(f"wrote {args.out} (sha256 {sha256(args.out)}); dev before {result.before} after {result.after}")
 

@@ -58,27 +58,39 @@ class Adapter:
     def save(self, index_dir: Path) -> Path:
         path = Path(index_dir) / ADAPTERS_DIR / f"{self.id}.npz"
         path.parent.mkdir(parents=True, exist_ok=True)
-        meta = {"version": ADAPTER_VERSION, "kind": self.kind, "base": self.base, "alpha": self.alpha}
         tmp = path.with_name(f".{path.stem}.tmp.npz")
-        np.savez(tmp, weight=self.weight, bias=self.bias, meta=json.dumps(meta), info=json.dumps(self.info))
+        self.write(tmp)
         tmp.replace(path)
         return path
+
+    def write(self, path: Path) -> None:
+        """Write the weights and what they were learned on to ``path`` (``.npz``)."""
+        meta = {"version": ADAPTER_VERSION, "kind": self.kind, "base": self.base, "alpha": self.alpha}
+        np.savez(path, weight=self.weight, bias=self.bias, meta=json.dumps(meta), info=json.dumps(self.info))
+
+    @classmethod
+    def read(cls, path: Path) -> Adapter:
+        """Read an adapter written by :meth:`write`.
+
+        :raises OSError, KeyError, ValueError: missing or unreadable.
+        """
+        with np.load(path) as data:
+            meta = json.loads(str(data["meta"]))
+            return cls(
+                meta["kind"],
+                meta["base"],
+                data["weight"].astype(np.float32),
+                data["bias"].astype(np.float32),
+                float(meta["alpha"]),
+                json.loads(str(data["info"])),
+            )
 
     @classmethod
     def load(cls, index_dir: Path, adapter_id: str) -> Adapter:
         """:raises ModelNotFound: the adapter file is missing or unreadable."""
         path = Path(index_dir) / ADAPTERS_DIR / f"{adapter_id}.npz"
         try:
-            with np.load(path) as data:
-                meta = json.loads(str(data["meta"]))
-                adapter = cls(
-                    meta["kind"],
-                    meta["base"],
-                    data["weight"].astype(np.float32),
-                    data["bias"].astype(np.float32),
-                    float(meta["alpha"]),
-                    json.loads(str(data["info"])),
-                )
+            adapter = cls.read(path)
         except (OSError, KeyError, ValueError) as exc:
             raise ModelNotFound(
                 f"the index's tuned adapter {adapter_id} is missing or unreadable ({path}): "

@@ -18,7 +18,6 @@ import functools
 import hashlib
 import importlib
 import io
-import json
 import logging
 import os
 import threading
@@ -123,10 +122,7 @@ def _load_bridge(name: str):
         raise ModelNotFound(f"cannot read {path}: {exc.strerror or exc}") from None
     if digest != BRIDGES[name]:
         raise ModelNotFound(f"{path} is damaged (sha256 {digest[:12]}...): reinstall searchengine")
-    with np.load(path) as data:
-        meta = json.loads(str(data["meta"]))
-        weight, bias = data["weight"].astype(np.float32), data["bias"].astype(np.float32)
-    return Adapter("projection", meta["base"], weight, bias, float(meta["alpha"]))
+    return Adapter.read(path)
 
 
 def weights_path(backbone: str) -> Path:
@@ -374,5 +370,5 @@ class ConSEEmbedder:
         feats, probs = features_and_probabilities(images, self.config.backbones, self.config.temperature)
         vecs = self.embed_probabilities(probs)
         if self.config.bridge is not None:
-            vecs = shipped_bridge(self.config.bridge).apply(feats, vecs).astype(np.float32)
+            vecs = _load_bridge(self.config.bridge).apply(feats, vecs).astype(np.float32)
         return feats, vecs

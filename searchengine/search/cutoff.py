@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from searchengine.models.adapter import split_spec
 from searchengine.models.base import Embedder
 from searchengine.store.db import Store
 from searchengine.store.vectors import VectorIndex
@@ -130,9 +131,14 @@ def margin(store: Store, vectors: VectorIndex, unrelated: np.ndarray) -> float:
     return best
 
 
+def _own(table: dict[str, float], spec: str, default: float) -> float:
+    """An encoder's entry in one of the per-encoder tables (its base's, when tuned)."""
+    return table.get(split_spec(spec)[0], default)
+
+
 def evidence_share(spec: str) -> float:
     """The :data:`EVIDENCE_SHARES` entry of an encoder spec (its base's, when tuned)."""
-    return EVIDENCE_SHARES.get(spec.split("+adapter-")[0], EVIDENCE_SHARE)
+    return _own(EVIDENCE_SHARES, spec, EVIDENCE_SHARE)
 
 
 def calibration(store: Store, embedder: Embedder, vectors: VectorIndex) -> Calibration:
@@ -178,8 +184,9 @@ class Neighbourhood:
         column = self._position(ids)  # leave each hit itself out, and the query image
         inside = column >= 0
         sims[np.flatnonzero(inside), column[inside]] = -np.inf
-        if query is not None and self._position([query])[0] >= 0:
-            sims[:, self._position([query])[0]] = -np.inf
+        own = self._position([query])[0] if query is not None else -1
+        if own >= 0:
+            sims[:, own] = -np.inf
         k = min(max(MIN_NEIGHBOURS, math.ceil(self.share * len(self.ids))), len(self.ids))
         radius = -np.partition(-sims, k - 1, axis=1)[:, k - 1]
         short = ~np.isfinite(radius)  # fewer than k others: the farthest of them
@@ -203,7 +210,7 @@ def neighbourhood(store: Store, vectors: VectorIndex, embedder: Embedder) -> Nei
     def compute() -> Neighbourhood:
         ids = np.sort(vectors.spread_ids(REFERENCE))
         vecs, found = store.embeddings.of_many(ids.tolist(), embedder.id.dim)
-        share = NEIGHBOURHOODS.get(embedder.id.spec.split("+adapter-")[0], NEIGHBOURHOOD)
+        share = _own(NEIGHBOURHOODS, embedder.id.spec, NEIGHBOURHOOD)
         return Neighbourhood(ids[found], np.ascontiguousarray(vecs[found]), share)
 
     return vectors.memo(("neighbourhood", embedder.id.spec), compute)
