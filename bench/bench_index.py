@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from gallery import place
+
 from indexer.pipeline import Indexer
 from searchengine.models.registry import create_embedder
 from searchengine.search import SearchEngine
@@ -75,8 +77,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "images"
         folder.mkdir()
-        for r in records:  # symlinks: the shared set is read in place
-            os.symlink((args.dataset / r["file"]).resolve(), folder / Path(r["file"]).name)
+        for r in records:  # hard links: the shared set is read in place
+            place(args.dataset / r["file"], folder / Path(r["file"]).name)
         rows = [bench(folder, m, captions, args.queries) for m in args.models]
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}, "

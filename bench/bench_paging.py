@@ -28,7 +28,7 @@ def main() -> None:
     args = ap.parse_args()
     app = create_app(Settings(index_path=args.index))
     app.state.service.warm_up()
-    client = TestClient(app)
+    client = TestClient(app, base_url="http://localhost")
     lines = (args.dataset / "annotations.jsonl").read_text().splitlines()[: args.queries]
     queries = [json.loads(line)["captions"][0] for line in lines]
     first, second = [], []

@@ -23,6 +23,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from gallery import place
+
 from indexer.pipeline import Indexer
 from searchengine.evaluation import distinctive_line, word_recall
 from searchengine.models.registry import create_captioner, create_embedder, create_ocr
@@ -48,10 +50,10 @@ def evaluate(
         if folder is None:
             folder = index.with_name(index.name + "-images") if index else Path(tmp) / "images"
             folder.mkdir(parents=True, exist_ok=True)
-            for r in records:  # symlinks: the shared set is read in place
+            for r in records:  # hard links: the shared set is read in place
                 link = folder / Path(r["file"]).name
-                if not link.is_symlink():
-                    link.symlink_to((dataset / r["file"]).resolve())
+                if not link.exists():
+                    place(dataset / r["file"], link)
         store = Store(index or Path(tmp) / "index")
         offline = create_embedder("offline")
         t0 = time.perf_counter()

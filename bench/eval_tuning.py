@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from gallery import place
+
 OUT = Path(__file__).parent / "out"
 EXE = str(Path(sys.executable).with_name("searchengine"))
 
@@ -113,8 +115,8 @@ def main() -> None:
             )
             test = work / "fashion-test"
             (test / "images").mkdir(parents=True)
-            for r in test_half:  # the unseen half, linked in place (never copied)
-                (test / "images" / Path(r["file"]).name).symlink_to(src / r["file"])
+            for r in test_half:  # the unseen half, hard-linked in place
+                place(src / r["file"], test / "images" / Path(r["file"]).name)
             (test / "annotations.jsonl").write_text(
                 "".join(json.dumps({**r, "file": f"images/{Path(r['file']).name}"}) + "\n" for r in test_half)
             )

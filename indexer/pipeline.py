@@ -11,6 +11,11 @@ recorded for that file and the run goes on. A failure of the machine or a backen
 (out of memory; a model or OCR engine that fails on every image of a batch and then
 on a plain test image too) stops the run with :class:`SystemicFailure`, before that
 batch is written: recording it per file would mark good images failed for good.
+
+A run holds the index folder's lock (:mod:`searchengine.store.lock`): a second run on
+the same index is refused at once. Each batch commit also marks the near-duplicate
+groups pending, and regrouping clears the mark, so a run that dies between its last
+commit and regrouping is finished by the next run, even one with nothing else to do.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from searchengine.errors import ModelNotFound, SystemicFailure
 from searchengine.models.base import Embedder
 from searchengine.store.db import Store
 from searchengine.store.images import ImageWrite
+from searchengine.store.lock import IndexLock
 
 log = logging.getLogger(__name__)
 
@@ -159,12 +165,28 @@ class Indexer:
     ) -> IndexReport:
         """Index ``root`` and refresh the derived structures (FAISS, duplicate groups).
 
+        Holds the index folder's lock throughout (:class:`~searchengine.store.lock.IndexLock`),
+        so a second run on the same index is refused instead of doing the same work again.
+
         :param progress: called with the number of files finished, after each batch.
         :param on_plan: called once with the report so far and the number of files to do.
+        :raises IndexBusy: another process is updating this index.
         :raises IndexMismatch: the store was built with another encoder.
+        :raises SearchEngineError: the database is damaged (nothing is written).
         :raises SystemicFailure: the machine or a backend failed; what was committed stays.
         """
+        with IndexLock(self.store.dir):
+            return self._run(root, retry_failed, progress, on_plan)
+
+    def _run(
+        self,
+        root: str | Path,
+        retry_failed: bool,
+        progress: Progress | None,
+        on_plan: Callable[[IndexReport, int], None] | None,
+    ) -> IndexReport:
         started = time.perf_counter()
+        self.store.ensure_sound()
         self.store.bind_encoder(self.embedder.id)
         todo, gone, report = self.plan(root, retry_failed)
         if any(job.embed for job in todo):
@@ -184,8 +206,15 @@ class Indexer:
                 if progress:
                     progress(len(current))
         # Deleting last lets a moved file reuse the vector of its old path.
-        report.deleted = self.store.images.delete_paths(gone)
-        regroup = self.duplicates is not None and (todo or gone or not self.duplicates.is_stored(self.store))
+        with self.store.writing():
+            report.deleted = self.store.images.delete_paths(gone)
+            if report.deleted:
+                self.store.duplicates.mark_pending()
+        # Due after any commit above, and after a run that died before regrouping: the
+        # pending mark outlives the process, so this run regroups even with nothing to do.
+        regroup = self.duplicates is not None and (
+            self.store.duplicates.pending() or not self.duplicates.is_stored(self.store)
+        )
         derived.refresh(self.store, self.embedder.id.dim, self.duplicates if regroup else None)
         report.seconds = time.perf_counter() - started
         return report
@@ -215,8 +244,11 @@ class Indexer:
             else:
                 it.vector = np.asarray(vec, dtype=np.float32).tobytes()
         self._caption([it for it in items if self._wants_caption(it)])
-        writes = [self._write_for(it, report) for it in items]
-        self.store.images.write_batch([w for w in writes if w is not None])
+        writes = [w for w in (self._write_for(it, report) for it in items) if w is not None]
+        with self.store.writing():  # the groups are due again, recorded with the change itself
+            self.store.images.write_batch(writes)
+            if writes:
+                self.store.duplicates.mark_pending()
 
     @staticmethod
     def _wants_caption(it: Prepared) -> bool:
@@ -266,20 +298,33 @@ class Indexer:
         row.update(mtime_ns=info.mtime_ns, status="ok", error=None)
         row.update({k: it.facts.get(k) for k in ("width", "height", "format")})
         if it.error:
-            row.update(status="failed", error=it.error)
-            report.failed += 1
-            report.failures.append((info.path, it.error))
-            return ImageWrite(info.path, row=row, reset=True)
+            return self._failed_write(it, row, report)
         report.reused += int(it.reused)
         report.embedded += int(not it.reused)
         return ImageWrite(
             info.path,
             row=row,
             vector=it.vector,
-            reset=True,
+            reset=it.sha256 != it.job.kept_sha,  # a failed row's kept outputs, content back unchanged
             ocr=it.ocr,
             caption=it.caption,
             phash=it.phash,
             stages=stages,
             copy_stages=it.copy_stages,
         )
+
+    def _failed_write(self, it: Prepared, row: dict, report: IndexReport) -> ImageWrite:
+        """Record a file as failed. One whose content could not be read at all (skipped by the
+        scan, unreadable) keeps its row's content facts and what was read from it before (OCR,
+        captions: paid work), so a link to a disk unmounted for a while comes back whole; its
+        vector goes (a failed image is not searchable). New content that fails drops them.
+        """
+        row.update(status="failed", error=it.error)
+        report.failed += 1
+        report.failures.append((it.job.info.path, it.error))
+        kept = it.sha256 is None and (it.job.kept_sha or it.job.stored_sha) is not None
+        if kept:
+            prev = self.store.images.by_path(it.job.info.path)
+            if prev is not None:
+                row.update(sha256=prev.sha256, width=prev.width, height=prev.height, format=prev.format)
+        return ImageWrite(it.job.info.path, row=row, reset=not kept)

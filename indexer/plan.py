@@ -27,6 +27,7 @@ class IndexReport:
     reused: int = 0
     embedded: int = 0
     failed: int = 0
+    skipped: int = 0
     deleted: int = 0
     ocr: int = 0
     captioned: int = 0
@@ -41,13 +42,21 @@ class IndexReport:
 
 @dataclass(frozen=True)
 class Job:
-    """One file to work on: new content (``embed``) and/or stages it lacks."""
+    """One file to work on: new content (``embed``) and/or stages it lacks.
+
+    A job with an ``error`` records the file as failed with that reason, untouched:
+    the scan skipped it (see :class:`~indexer.scan.ScanProblems`). ``kept_sha`` is the
+    content whose OCR and captions a failed row still holds (it failed without being
+    read: a broken link to an unmounted disk): the same content back keeps them.
+    """
 
     info: FileInfo
     stored_sha: str | None = None
     embed: bool = True
     stages: frozenset[str] = frozenset()
     missing_if_same: frozenset[str] = frozenset()
+    error: str | None = None
+    kept_sha: str | None = None
 
 
 @dataclass
@@ -88,7 +97,36 @@ def job_for(
     if unchanged and row.status == "ok":
         return Job(info, row.sha256, embed=False, stages=missing) if missing else None
     stored = row.sha256 if row and row.status == "ok" else None
-    return Job(info, stored, embed=True, stages=frozenset(tools), missing_if_same=missing)
+    kept = row.sha256 if row and row.status == "failed" else None
+    return Job(info, stored, embed=True, stages=frozenset(tools), missing_if_same=missing, kept_sha=kept)
+
+
+def skipped_jobs(
+    problems: ScanProblems, existing: dict[str, ImageRecord], seen: set[str], report: IndexReport, retry: bool
+) -> list[Job]:
+    """Jobs recording each file the scan skipped as failed with its reason (the reason shows in
+    the run's output and in ``info``), unless it is recorded so already.
+
+    A file recorded otherwise before (a link to a disk now unmounted, a symlink that now
+    leads out of the roots) gets the failed row but keeps what was read from it (OCR,
+    captions: paid work) and its user data, so it comes back whole; only its vector goes,
+    so that it is not searchable meanwhile. Each counts in ``report.skipped``.
+    An escaped display name that is also a real file's path is only reported, never stored.
+    """
+    jobs = []
+    for info, reason in problems.skipped:
+        report.skipped += 1
+        if info.path in seen:
+            report.failures.append((info.path, reason))
+            continue
+        seen.add(info.path)
+        row = existing.get(info.path)
+        recorded = row is not None and row.status == "failed" and row.error == reason
+        if recorded and (row.size, row.mtime_ns) == (info.size, info.mtime_ns) and not retry:
+            report.unchanged += 1
+        else:
+            jobs.append(Job(info, embed=False, error=reason, kept_sha=row.sha256 if row else None))
+    return jobs
 
 
 def plan_run(store: Store, root: str | Path, tools: dict[str, str], retry_failed: bool = False) -> Plan:
@@ -106,7 +144,7 @@ def plan_run(store: Store, root: str | Path, tools: dict[str, str], retry_failed
     jobs: list[Job] = []
     seen: set[str] = set()
     problems = ScanProblems()
-    for info in scan(root_path, problems):
+    for info in scan(root_path, problems, roots=store.images.roots()):
         seen.add(info.path)
         row = existing.get(info.path)
         missing = missing_stages(tools, done.get(info.path, {}), retry_failed)
@@ -117,8 +155,8 @@ def plan_run(store: Store, root: str | Path, tools: dict[str, str], retry_failed
             jobs.append(job)
     if str(root_path) in problems.unlisted:
         raise SearchEngineError(f"cannot list folder {root_path}: check its permissions")
+    jobs.extend(skipped_jobs(problems, existing, seen, report, retry_failed))
     report.scanned = len(seen)
-    report.failures.extend((name, "file name is not valid UTF-8: rename it") for name in problems.bad_names)
     gone = sorted(
         path
         for path in set(existing) - seen

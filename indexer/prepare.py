@@ -67,6 +67,9 @@ class Preparer:
 
     def __call__(self, job: Job) -> Prepared:
         item = Prepared(job, embed=job.embed, stages=set(job.stages))
+        if job.error is not None:  # skipped by the scan: recorded, never opened
+            item.error, item.stages = job.error, set()
+            return item
         if job.embed and not self._hash(item):
             return item
         if not (item.embed or item.stages):

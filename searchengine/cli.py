@@ -57,7 +57,17 @@ class _Group(click.Group):
         except sqlite3.DatabaseError as exc:
             from searchengine.store.db import database_problem
 
-            raise click.ClickException(database_problem(exc)) from None
+            raise click.ClickException(database_problem(exc, ctx.meta.get(_INDEX_KEY))) from None
+        except OSError as exc:
+            from searchengine.store.db import disk_full_message, is_disk_full
+
+            if not is_disk_full(exc):
+                raise
+            raise click.ClickException(disk_full_message(ctx.meta.get(_INDEX_KEY))) from None
+
+
+#: ``ctx.meta`` key of the index folder a command works on (for the error messages).
+_INDEX_KEY = "searchengine.index"
 
 
 @click.group(cls=_Group)
@@ -103,8 +113,9 @@ class _ProgressBar:
 @click.option(
     "--rebuild",
     is_flag=True,
-    help="Drop the index's contents and re-embed everything; this also drops user tags, "
-    "collections and imported metadata.",
+    help="Embed every indexed image again (with --model: switch the index to that encoder), "
+    "then index FOLDERS, trying failed files again. Tags, collections, metadata, captions "
+    "and OCR text are kept.",
 )
 @click.option("--retry-failed", is_flag=True, help="Try files that failed before again.")
 @click.option(
@@ -126,11 +137,13 @@ class _ProgressBar:
     help="rapidocr | tesseract[:LANGS] | none [env SE_OCR; default rapidocr].",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def index(folders, index, model, rebuild, retry_failed, batch_size, captioner, ocr, quiet) -> None:
+@click.option("--wait", is_flag=True, help="If another run is updating the index, wait for it to end.")
+def index(folders, index, model, rebuild, retry_failed, batch_size, captioner, ocr, quiet, wait) -> None:
     """Build or update the index from FOLDERS: vectors, captions, tags and OCR text.
 
     Recursive and incremental: only new or changed files, or stages an image
-    lacks, are processed.
+    lacks, are processed. One run at a time per index: a second one stops at once
+    with who is running (or waits, with --wait).
     """
     from indexer.pipeline import Indexer
     from searchengine.search import open_store
@@ -140,12 +153,14 @@ def index(folders, index, model, rebuild, retry_failed, batch_size, captioner, o
         if not Path(folder).expanduser().is_dir():
             raise click.ClickException(f"not a folder: {folder}")
     store = open_store(s.index_path, create=True)
-    # --model names the encoder; SE_MODEL only picks the encoder of a new index
-    indexer = Indexer.from_settings(store, s, model)  # every backend fails before clearing
-    embedder, cap, reader = indexer.embedder, indexer.captioner, indexer.ocr
+    click.get_current_context().meta[_INDEX_KEY] = store.dir
+    _lock_index(store, wait=wait)  # held across --rebuild and every folder
     if rebuild:
-        store.images.clear()
-    else:
+        store.ensure_sound()  # before --rebuild writes (every index run checks for itself)
+    # --model names the encoder; SE_MODEL only picks the encoder of a new index
+    indexer = Indexer.from_settings(store, s, model)  # every backend fails before any change
+    embedder, cap, reader = indexer.embedder, indexer.captioner, indexer.ocr
+    if not rebuild:
         store.bind_encoder(embedder.id)  # refuses another encoder before any work
     click.echo(f"encoder: {embedder.id.spec} (dim {embedder.id.dim})", err=True)
     click.echo(
@@ -153,15 +168,22 @@ def index(folders, index, model, rebuild, retry_failed, batch_size, captioner, o
         err=True,
     )
     click.echo(f"index:   {store.dir}", err=True)
+    if rebuild:
+        _reembed(store, embedder, quiet)  # one swap: an interrupted rebuild leaves the index as it was
     for folder in folders:
         bar = _ProgressBar(folder, quiet)
-        report = indexer.run(folder, retry_failed=retry_failed, on_plan=bar.start, progress=bar.update)
-        bar.close()
+        try:
+            report = indexer.run(
+                folder, retry_failed=retry_failed or rebuild, on_plan=bar.start, progress=bar.update
+            )
+        finally:
+            bar.close()
         click.echo(
             f"{folder}: {report.embedded} embedded, {report.reused} reused, "
             f"{report.touched} touched, {report.failed} failed, {report.deleted} removed, "
             f"{report.ocr} read, {report.captioned} captioned"
             + (f" ({report.stage_failures} stage failures)" if report.stage_failures else "")
+            + (f", {report.skipped} skipped (not indexable, see 'info')" if report.skipped else "")
             + " "
             f"in {report.seconds:.1f}s",
             err=True,
@@ -170,12 +192,28 @@ def index(folders, index, model, rebuild, retry_failed, batch_size, captioner, o
             click.echo(f"  failed: {path}: {reason}", err=True)
 
 
-def _open_query_image(path: str):
+def _lock_index(store, wait: bool | None = None) -> None:
+    """Take the index's writer lock until the command ends, or stop with who holds it.
+
+    :param wait: wait for it (False: refuse at once, naming --wait; None: no --wait option).
+    """
+    from searchengine.store.lock import IndexBusy, IndexLock
+
+    lock = IndexLock(store.dir)
+    try:
+        lock.acquire(wait=bool(wait), on_wait=lambda why: click.echo(f"waiting: {why}", err=True))
+    except IndexBusy as exc:
+        hint = " (or pass --wait to wait for it)" if wait is False else ""
+        raise click.ClickException(f"{exc}{hint}") from None
+    click.get_current_context().call_on_close(lock.release)
+
+
+def _open_query_image(path: str, max_pixels: int):
     from searchengine.errors import UnsupportedImage
     from searchengine.imaging import load_image
 
     try:
-        return load_image(path)[0]
+        return load_image(path, max_pixels=max_pixels)[0]
     except (UnsupportedImage, OSError) as exc:
         raise click.ClickException(f"cannot use {path} as a query image: {exc}") from None
 
@@ -184,7 +222,9 @@ def _store(index: str | None):
     """The index named by --index (or SE_INDEX, or the default); it must exist."""
     from searchengine.search import open_store
 
-    return open_store(_settings(index).index_path)
+    path = _settings(index).index_path
+    click.get_current_context().meta[_INDEX_KEY] = path
+    return open_store(path)
 
 
 def _resolve_image(store, ref: str):
@@ -308,8 +348,9 @@ def search(query, index, model, image_file, like, as_json, **options) -> None:
     """
     from searchengine.search import SearchEngine, build_request, open_store, resolve_embedder
 
-    store = open_store(_settings(index).index_path)
-    image = _open_query_image(image_file) if image_file else None
+    settings = _settings(index)
+    store = open_store(settings.index_path)
+    image = _open_query_image(image_file, settings.max_pixels) if image_file else None
     like_id = _searchable(store, like, "--like").id if like else None
     request = build_request(query, image=image, like=like_id, **options)
     embedder = resolve_embedder(store, model) if request.needs_encoder or model else None
@@ -379,11 +420,13 @@ def info(index, as_json) -> None:
 
     store = _store(index)
     enc = store.encoder()
-    stats = index_stats(store, VectorIndex.open(store, enc.dim).key if enc else None)
+    vectors = VectorIndex.open(store, enc.dim) if enc else None  # rebuilt in memory when it must be
+    stats = index_stats(store, vectors.key if vectors else None)
     failures = store.images.failures()
     if as_json:
         data = asdict(stats)
         data["failures"] = [{"path": f.path, "error": f.error} for f in failures]
+        data["vector_index"] = vectors.condition() if vectors else None
         click.echo(json.dumps(data))
         return
     click.echo(f"index:    {stats.path}")
@@ -397,6 +440,8 @@ def info(index, as_json) -> None:
         )
     click.echo(f"images:   {stats.images} ({stats.ok} ok, {stats.failed} failed)")
     click.echo(f"vectors:  {stats.vectors} in FAISS '{stats.faiss_key}'")
+    if vectors:
+        click.echo(f"faiss:    {vectors.condition()['message']}")
     click.echo(f"captions: {stats.captions}")
     click.echo(f"ocr:      {stats.ocr} read, {stats.with_text} with text")
     if stats.stage_errors:
@@ -405,6 +450,65 @@ def info(index, as_json) -> None:
         click.echo(f"root:     {root}")
     for f in failures:
         click.echo(f"failed:   {f.path}: {f.error}")
+
+
+@cli.command()
+@index_option
+@click.option("--repair", is_flag=True, help="Repair what can be repaired, keeping all user data.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def doctor(index, repair, as_json) -> None:
+    """Check an index for damage and say what --repair would do about it.
+
+    Checks the database (SQLite's integrity and foreign-key checks, the keyword index), the
+    FAISS file against it, and leftover temporary files. --repair salvages a damaged database
+    row by row into a fresh one (keeping the damaged file as index.db.damaged-<time>), derives
+    the keyword index and FAISS again, and removes dead temporaries. Tags, collections,
+    metadata, captions and OCR text are kept. Stop 'searchengine serve' on the index first.
+    Exit status: 0 when the index is sound (after --repair), 1 when problems remain.
+    """
+    from searchengine import doctor as checkup
+
+    path = _settings(index).index_path
+    click.get_current_context().meta[_INDEX_KEY] = path
+    report = checkup.examine(path)
+    done: list[str] = []
+    after = report
+    if repair and not report.healthy:
+        say = (lambda _: None) if as_json else (lambda line: click.echo(f"  {line}", err=True))
+        if not as_json:
+            _print_checkup(report, repair=True)
+        done = checkup.repair(path, report, progress=say)
+        after = checkup.examine(path)
+    if as_json:
+        data = report.as_dict()
+        if repair:
+            data["repaired"], data["after"] = done, after.as_dict()
+        click.echo(json.dumps(data))
+    elif repair and done:
+        for line in done:
+            click.echo(f"repaired: {line}")
+        _print_checkup(after, repair=False, after=True)
+    else:
+        _print_checkup(report, repair=False)
+    if not after.healthy:
+        sys.exit(1)
+
+
+def _print_checkup(report, repair: bool, after: bool = False) -> None:
+    click.echo(f"index: {report.index}")
+    for note in report.notes:
+        click.echo(f"note: {note}")
+    for f in report.findings:
+        click.echo(f"problem ({f.area}): {f.problem}")
+        click.echo(f"  {'repairing' if repair else 'still wrong' if after else '--repair would'}: {f.repair}")
+    if repair:
+        return
+    counts = ", ".join(f"{n if n is not None else 'unreadable'} {k}" for k, n in report.counts.items())
+    click.echo(f"user data: {counts}")
+    if report.healthy:
+        click.echo("no problems found" + (" after the repair" if after else ""))
+    elif not after:
+        click.echo(f"repair it with: searchengine doctor --index {report.index} --repair")
 
 
 @cli.command("eval")
@@ -574,7 +678,8 @@ def show(image, index, as_json) -> None:
 @click.option(
     "--api-key",
     default=None,
-    help="Key (X-API-Key header) required by indexing and library endpoints [env SE_API_KEY; default none].",
+    help="Key (X-API-Key header) the API requires, for reads too unless --public-reads "
+    "[env SE_API_KEY; default none].",
 )
 @click.option(
     "--cors-origin",
@@ -585,6 +690,19 @@ def show(image, index, as_json) -> None:
     "default: CORS off].",
 )
 @click.option(
+    "--allow-host",
+    "allow_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="Also answer to the host name NAME (repeatable; *.lan: a domain's hosts), a guard against DNS "
+    "rebinding [env SE_ALLOWED_HOSTS; default: localhost, IP addresses and --host].",
+)
+@click.option(
+    "--public-reads",
+    is_flag=True,
+    help="With an API key: searches and images need no key, only changes do [env SE_PUBLIC_READS].",
+)
+@click.option(
     "--max-upload-mb",
     type=click.FloatRange(min=0.1),
     default=None,
@@ -592,8 +710,24 @@ def show(image, index, as_json) -> None:
 )
 @click.option("--captioner", metavar="SPEC", default=None, help="For index runs, as for index.")
 @click.option("--ocr", metavar="SPEC", default=None, help="For index runs, as for index.")
-def serve(index, host, port, roots, reindex, api_key, cors_origins, max_upload_mb, captioner, ocr) -> None:
-    """Run the web page and the HTTP API (docs at /docs) over one index."""
+def serve(
+    index,
+    host,
+    port,
+    roots,
+    reindex,
+    api_key,
+    cors_origins,
+    allow_hosts,
+    public_reads,
+    max_upload_mb,
+    **stages,
+) -> None:
+    """Run the web page and the HTTP API (docs at /docs) over one index.
+
+    It answers only to localhost, IP addresses and the names given with --allow-host;
+    with an API key, reads need the key too (the page asks for it) unless --public-reads.
+    """
     import uvicorn
 
     from indexer.pipeline import Indexer
@@ -601,7 +735,11 @@ def serve(index, host, port, roots, reindex, api_key, cors_origins, max_upload_m
     from web.app import create_app
     from web.service import Service
 
-    s = _serve_settings(index, roots, api_key, cors_origins, max_upload_mb, captioner=captioner, ocr=ocr)
+    s = _serve_settings(
+        index, roots, api_key, cors_origins, max_upload_mb, host=host, allow_hosts=allow_hosts, **stages
+    )
+    if public_reads:
+        s = replace(s, public_reads=True)
     if not roots and not (s.index_path / DB_NAME).is_file():
         raise click.ClickException(
             f"no index at {s.index_path}: build one with 'searchengine index FOLDER', "
@@ -613,7 +751,13 @@ def serve(index, host, port, roots, reindex, api_key, cors_origins, max_upload_m
     if host not in ("127.0.0.1", "localhost", "::1") and not s.api_key:
         click.echo(
             f"warning: listening on {host} without an API key (--api-key or SE_API_KEY): anyone who can"
-            " reach it may start index runs and change the library",
+            " reach it may search it, start index runs and change the library",
+            err=True,
+        )
+    if host.strip("[]") in ("0.0.0.0", "::") and not s.allowed_hosts:
+        click.echo(
+            "note: open it by IP address (http://192.168.x.y:PORT/); to open it by a name, such as"
+            " this machine's, allow that name with --allow-host NAME",
             err=True,
         )
     click.echo(f"index:   {service.index_dir}", err=True)
@@ -621,12 +765,21 @@ def serve(index, host, port, roots, reindex, api_key, cors_origins, max_upload_m
     if reindex:
         service.start_index()
     click.echo(f"serving: http://{host}:{port}/  (API docs at /docs)", err=True)
-    uvicorn.run(create_app(service=service), host=host, port=port, log_level="warning")
+    try:
+        uvicorn.run(create_app(service=service), host=host, port=port, log_level="warning")
+    finally:
+        service.close()
 
 
-def _serve_settings(index, roots, api_key, cors_origins, max_upload_mb, **over) -> Settings:
-    """The service's settings: flags over ``SE_*`` variables over defaults (see :func:`_settings`)."""
-    from searchengine.config import check_origin
+def _serve_settings(
+    index, roots, api_key, cors_origins, max_upload_mb, *, host=None, allow_hosts=(), **over
+) -> Settings:
+    """The service's settings: flags over ``SE_*`` variables over defaults (see :func:`_settings`).
+
+    The host served on (``--host``) is always an allowed host name, unless it is a
+    wildcard address (0.0.0.0, ::), which names no host.
+    """
+    from searchengine.config import check_host, check_origin
 
     for root in roots:
         if not Path(root).expanduser().is_dir():
@@ -635,15 +788,23 @@ def _serve_settings(index, roots, api_key, cors_origins, max_upload_mb, **over) 
         origins = tuple(check_origin(o, "--cors-origin") for o in cors_origins)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--cors-origin") from None
-    return _settings(
+    try:
+        hosts = tuple(check_host(h, "--allow-host") for h in allow_hosts)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--allow-host") from None
+    s = _settings(
         index,
         None,
         roots=tuple(str(Path(r).expanduser().resolve()) for r in roots) or None,
         api_key=api_key or None,
         cors_origins=origins or None,
+        allowed_hosts=hosts or None,
         max_upload_bytes=int(max_upload_mb * 1024 * 1024) if max_upload_mb else None,
         **over,
     )
+    if host and host.strip("[]") not in ("0.0.0.0", "::", "") and host.lower() not in s.allowed_hosts:
+        s = replace(s, allowed_hosts=(*s.allowed_hosts, host.lower()))
+    return s
 
 
 @cli.command("import")
@@ -713,7 +874,7 @@ def duplicates(index, hamming, hamming_loose, cosine, as_json) -> None:
     """
     from dataclasses import replace as dc_replace
 
-    from searchengine.duplicates import DuplicateRule, regroup
+    from searchengine.duplicates import DuplicateRule, regroup_if_due
 
     store = _store(index)
     rule = dc_replace(
@@ -724,8 +885,7 @@ def duplicates(index, hamming, hamming_loose, cosine, as_json) -> None:
             if v is not None
         },
     )
-    if not rule.is_stored(store):
-        regroup(store, rule)
+    regroup_if_due(store, rule)  # new thresholds, or a run that died before regrouping
     groups = store.duplicates.groups()
     paths = store.images.by_id([i for g in groups for i in g])
     if as_json:
@@ -946,6 +1106,8 @@ def tune(
     recorded = store.encoder()
     if recorded is None:
         raise click.ClickException("the index is empty: index your images first, then tune")
+    if not no_apply:
+        _lock_index(store)  # it embeds the index again: no index run meanwhile
     base_spec, current = split_spec(recorded.spec)
     base = create_embedder(base_spec)
 

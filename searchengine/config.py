@@ -13,6 +13,11 @@
 | SE_CORS_ORIGINS  | none (CORS off)                           | comma-separated origins allowed to   |
 |                  |                                           | call the API from a browser          |
 | SE_MAX_UPLOAD_MB | 20                                        | larger request bodies are refused    |
+| SE_ALLOWED_HOSTS | none: loopback names and IP addresses     | comma-separated host names the       |
+|                  |                                           | service also answers to (``*.lan``:  |
+|                  |                                           | a domain's hosts; ``*``: any)        |
+| SE_PUBLIC_READS  | false                                     | with an API key: searches and images |
+|                  |                                           | need no key, only changes do         |
 
 The service's other settings (``roots``, ``max_upload_pixels``, ``refresh_interval``)
 have no variable: ``searchengine serve --root`` sets the first, code the others.
@@ -26,6 +31,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 _ORIGIN = re.compile(r"^https?://[^/\s?#]+$")
+_HOST = re.compile(r"^(\*|(\*\.)?[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?|\[[0-9a-f:.]+\]|[0-9a-f:.]+)$")
+_BOOLEANS = {
+    "1": True,
+    "true": True,
+    "yes": True,
+    "on": True,
+    "0": False,
+    "false": False,
+    "no": False,
+    "off": False,
+}
 
 
 def default_index_path() -> Path:
@@ -47,6 +63,20 @@ def check_origin(origin: str, source: str = "a CORS origin") -> str:
     return origin
 
 
+def check_host(host: str, source: str = "an allowed host") -> str:
+    """Return ``host`` in lower case if it is a host name, ``*.domain``, ``*`` or an IP address.
+
+    :raises ValueError: a scheme, port, path or space (it could never match a Host header).
+    """
+    name = host.strip().lower()
+    if not _HOST.match(name):
+        raise ValueError(
+            f"{source} must be a host name like photos.lan, *.lan or 192.168.1.5"
+            f" (no scheme, port or path), got {host!r}"
+        )
+    return name
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the core and the service need to know, built explicitly (no import-time global).
@@ -56,6 +86,11 @@ class Settings:
     :param api_key: required (``X-API-Key``) by the service's indexing and admin
         endpoints when set.
     :param cors_origins: origins allowed to call the API from a browser; none: CORS off.
+    :param allowed_hosts: host names the service answers to besides loopback names and
+        IP addresses (a guard against DNS rebinding); ``*.lan`` a domain's, ``*`` any.
+        ``searchengine serve --host NAME`` adds NAME.
+    :param public_reads: with ``api_key`` set, let reads (searches, images) through
+        without the key; by default they need it too.
     :param max_upload_bytes: larger request bodies (uploads) are refused with 413.
     :param max_upload_pixels: uploaded query images with more pixels are refused with 413.
     :param refresh_interval: while an index run changes the store, the FAISS index
@@ -71,6 +106,8 @@ class Settings:
     # the service (searchengine serve, web.app.create_app)
     api_key: str | None = field(default=None, repr=False)  # a secret: kept out of logs
     cors_origins: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
+    public_reads: bool = False
     roots: tuple[str, ...] = ()
     max_upload_bytes: int = 20 * 1024 * 1024
     max_upload_pixels: int = 50_000_000
@@ -80,8 +117,9 @@ class Settings:
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         """Build settings from ``SE_*`` environment variables.
 
-        :raises ValueError: a numeric variable is not a positive number, or an origin
-            in ``SE_CORS_ORIGINS`` could never match a browser's.
+        :raises ValueError: a numeric variable is not a positive number, an origin in
+            ``SE_CORS_ORIGINS`` or a host in ``SE_ALLOWED_HOSTS`` could never match a
+            browser's, or ``SE_PUBLIC_READS`` is not a boolean.
         """
         env = dict(os.environ if env is None else env)
         s = cls()
@@ -104,6 +142,14 @@ class Settings:
         if env.get("SE_CORS_ORIGINS", "").strip():
             origins = [o.strip() for o in env["SE_CORS_ORIGINS"].split(",") if o.strip()]
             s = replace(s, cors_origins=tuple(check_origin(o, "each of SE_CORS_ORIGINS") for o in origins))
+        if env.get("SE_ALLOWED_HOSTS", "").strip():
+            hosts = [h for h in env["SE_ALLOWED_HOSTS"].split(",") if h.strip()]
+            s = replace(s, allowed_hosts=tuple(check_host(h, "each of SE_ALLOWED_HOSTS") for h in hosts))
+        if env.get("SE_PUBLIC_READS", "").strip():
+            flag = env["SE_PUBLIC_READS"].strip().lower()
+            if flag not in _BOOLEANS:
+                raise ValueError(f"SE_PUBLIC_READS must be true or false (1 or 0), got {flag!r}")
+            s = replace(s, public_reads=_BOOLEANS[flag])
         return s
 
 

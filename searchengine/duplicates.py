@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sqlite3
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
@@ -238,12 +239,39 @@ def rehash_stale(store) -> tuple[int, int]:
 def regroup(store, rule: DuplicateRule) -> list[list[int]]:
     """Find the near-duplicate groups of the whole index with ``rule`` and store them, with
     the rule (an index with no vectors yet has none). Signatures an older version stored
-    are computed again first."""
+    are computed again first.
+
+    Everything is read in one snapshot with the pending mark, so storing the groups clears
+    the mark only when nothing changed meanwhile (see :mod:`searchengine.store.duplicates`).
+    """
     enc = store.encoder()
     if enc is None:
         return []
     rehash_stale(store)
-    ids, vecs = store.embeddings.all(enc.dim)
-    groups = find_groups(ids, vecs, store.duplicates.phashes(), rule, store.duplicates.texts())
-    store.duplicates.replace(groups, rule.as_dict())
+    with store.snapshot():
+        seen = store.duplicates.state()
+        ids, vecs = store.embeddings.all(enc.dim)
+        hashes, texts = store.duplicates.phashes(), store.duplicates.texts()
+    groups = find_groups(ids, vecs, hashes, rule, texts)
+    store.duplicates.replace(groups, rule.as_dict(), seen)
     return groups
+
+
+def regroup_if_due(store, rule: DuplicateRule) -> bool:
+    """Regroup when a change awaits it (a run that died before regrouping) or the groups
+    were found with another rule; returns whether it did.
+
+    Only due (same rule) and the index cannot be written (a read-only folder, a full
+    disk): the stored groups stay, with a warning, rather than failing a read.
+    """
+    if not rule.is_stored(store):
+        regroup(store, rule)
+        return True
+    if not store.duplicates.pending():
+        return False
+    try:
+        regroup(store, rule)
+    except (sqlite3.OperationalError, OSError) as exc:
+        log.warning("the duplicate groups may be out of date (a change awaits regrouping): %s", exc)
+        return False
+    return True

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections import Counter
@@ -10,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from searchengine import strict_json
 from searchengine.metrics import ranking_metrics
 
 _KEYED = re.compile(
@@ -85,7 +85,14 @@ def load_annotations(path: str | Path) -> tuple[Path, list[dict]]:
     :returns: the dataset folder and its records.
     """
     path = Path(path)
-    records = [json.loads(line) for line in path.open(encoding="utf-8") if line.strip()]
+    records = []
+    with path.open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh, start=1):
+            if line.strip():
+                try:
+                    records.append(strict_json.loads(line))
+                except strict_json.InvalidJSON as exc:
+                    raise strict_json.InvalidJSON(f"{path} line {n}: {exc}") from None
     return path.parent, records
 
 
@@ -167,8 +174,7 @@ def run_eval(
     :param absent: queries about things the set does not hold; reported as the set
         ``absent`` with, per variant, ``rejected``: the share that returned nothing.
     """
-    from PIL import Image
-
+    from searchengine.imaging import load_image
     from searchengine.models.base import TextCache
     from searchengine.records import SearchRequest
     from searchengine.search import SearchEngine
@@ -179,7 +185,7 @@ def run_eval(
     for qs in sets:
         ranked: dict[str, list[list[str]]] = {name: [] for name in VARIANTS}
         for q in qs.queries:
-            image = Image.open(q.image).convert("RGB") if q.image else None
+            image = load_image(q.image)[0] if q.image else None  # as `search --image` reads it
             for name, fields in VARIANTS.items():
                 if fields.get("mode") == "keyword" and not q.text:
                     continue

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import warnings
+import struct
 from pathlib import Path
 from typing import BinaryIO
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, UnidentifiedImageError
 
 from searchengine.errors import ImageTooLarge, UnsupportedImage
 
@@ -45,32 +45,42 @@ def load_image(
     ``max_side`` pixels on its longest side; ``facts`` holds the original
     ``width``, ``height`` and ``format``.
 
-    :param max_pixels: images with more pixels are refused (decompression bombs).
+    Memory is bounded by the pixel count: the size is checked from the header before
+    anything is decoded; JPEGs decode at a reduced scale (``draft``); other formats
+    decode once at full size and are shrunk (``thumbnail``) before any other copy is made,
+    so a decode holds about one full-size buffer (3-4 bytes a pixel), not three.
+
+    :param max_pixels: images with more pixels are refused (decompression bombs). This
+        is the only pixel limit: Pillow's own guard (``Image.MAX_IMAGE_PIXELS``, 89 MP by
+        default) is switched off, as it is global to the process and would refuse
+        images below a higher limit set here (``SE_MAX_PIXELS``).
     :raises UnsupportedImage: with the reason to record (empty, not an image,
         truncated, too large, unreadable).
     """
     if not hasattr(path, "read"):
         path = Path(path)
+    Image.MAX_IMAGE_PIXELS = None  # idempotent: every caller writes the same value
     try:
         if _size(path) == 0:
             raise UnsupportedImage("empty file (0 bytes)")
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                width, height = im.size
-                fmt = im.format
-                if width * height > max_pixels:
-                    raise ImageTooLarge(
-                        f"image too large: {width}x{height} = {width * height:,} pixels "
-                        f"exceeds the limit of {max_pixels:,} (possible decompression bomb)"
-                    )
-                im.seek(0)
-                if fmt == "JPEG":
-                    im.draft("RGB", (max_side, max_side))
-                im.load()
-                out = _to_rgb(ImageOps.exif_transpose(im))
-                if out.size != im.size:  # rotated by EXIF: report the upright size
-                    width, height = (height, width) if out.size[0] != im.size[0] else (width, height)
+        with Image.open(path) as im:
+            width, height = im.size
+            fmt = im.format
+            if width * height > max_pixels:
+                raise ImageTooLarge(
+                    f"image too large: {width}x{height} = {width * height:,} pixels "
+                    f"exceeds the limit of {max_pixels:,} (possible decompression bomb)"
+                )
+            im.seek(0)
+            if fmt == "JPEG":
+                im.draft("RGB", (max_side, max_side))
+            im.load()
+            turn = _orientation(im)
+            out = _to_rgb(_shrink(im, max_side))
+            if turn is not None:
+                out = out.transpose(turn)
+                if turn in _QUARTER_TURNS:  # report the upright size
+                    width, height = height, width
     except UnsupportedImage:
         raise
     except UnidentifiedImageError:
@@ -86,6 +96,46 @@ def load_image(
         raise UnsupportedImage(f"corrupt image: {exc}") from None
     out.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
     return out, {"width": width, "height": height, "format": fmt}
+
+
+#: EXIF orientation -> the transpose that shows the image upright.
+_ORIENTATIONS = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_QUARTER_TURNS = {_ORIENTATIONS[k] for k in (5, 6, 7, 8)}
+#: Modes resized as they are; others are converted to RGB(A) first.
+_RESIZABLE = frozenset({"L", "LA", "RGB", "RGBA", "RGBX", "CMYK", "I", "F"})
+
+
+def _orientation(im: Image.Image) -> Image.Transpose | None:
+    """The transpose EXIF asks for (read from the file's own metadata, before any resize)."""
+    try:
+        return _ORIENTATIONS.get(im.getexif().get(ExifTags.Base.Orientation, 1))
+    except (TypeError, ValueError, SyntaxError, struct.error):  # unparseable EXIF: show as stored
+        return None
+
+
+def _shrink(im: Image.Image, max_side: int) -> Image.Image:
+    """``im`` at most ``max_side`` on its longest side, made from the decoded image in its own mode,
+    so the full-size buffer is the only large one this decode holds (``thumbnail`` reduces by a
+    whole factor first, then resamples). Bilevel and paletted images are converted first, as
+    Pillow resizes them with nearest-neighbour sampling."""
+    if max(im.size) <= max_side:
+        return im
+    if im.mode == "1":
+        im = im.convert("L")  # 1 byte a pixel, as the bilevel image itself
+    elif im.mode == "P" and "transparency" not in im.info:
+        im = im.convert("RGB")
+    elif im.mode not in _RESIZABLE:
+        im = _to_rgb(im)
+    im.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
+    return im
 
 
 def _size(source: Path | BinaryIO) -> int:

@@ -10,13 +10,13 @@ filtered (``brand=Nike``, ``price<50``) and counted (facets).
 from __future__ import annotations
 
 import csv
-import json
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from searchengine import strict_json
 from searchengine.errors import BadQuery, SearchEngineError
 
 #: Columns that name the image, tried in this order when none is given.
@@ -107,9 +107,9 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict | None, str | None]]:
                 if not line.strip():
                     continue
                 try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    yield n, None, f"not JSON: {exc.msg}"
+                    row = strict_json.loads(line)  # no NaN, 1e400, deep nesting or huge numbers
+                except strict_json.InvalidJSON as exc:
+                    yield n, None, str(exc)
                     continue
                 if not isinstance(row, dict):
                     yield n, None, "not a JSON object"

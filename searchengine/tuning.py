@@ -84,8 +84,10 @@ def load_pairs(path: str | Path, image_column: str | None = None, text_column: s
             pairs.images.append(image)
             pairs.texts.append(texts)
     if len(pairs.images) < 4:
+        skipped = pairs.skipped
+        first = f" ({len(skipped)} lines skipped; {': '.join(skipped[0])})" if skipped else ""
         raise SearchEngineError(
-            f"{path}: need at least 4 images with texts to tune, found {len(pairs.images)}"
+            f"{path}: need at least 4 images with texts to tune, found {len(pairs.images)}{first}"
         )
     return pairs
 

@@ -143,8 +143,9 @@ def test_bad_index_locations_are_one_line_errors(runner, tmp_path, image_dir, ti
     (bad / "index.db").write_bytes(b"this is not sqlite" * 100)
     for args in (("search", "x"), ("info",), ("index", image_dir, "--model", tiny_spec)):
         r = invoke(runner, *args, "--index", bad)
-        assert r.exit_code == 1 and "index database is unusable" in r.stderr, args
+        assert r.exit_code == 1 and "index database is damaged" in r.stderr, args
         assert "keep a copy" in r.stderr and "re-index" not in r.stderr, args
+        assert f"searchengine doctor --index {bad}" in r.stderr, args
 
 
 def test_se_model_does_not_override_an_existing_index(runner, image_dir, index_dir, tiny_spec, monkeypatch):

@@ -23,6 +23,7 @@ def test_every_setting_is_documented():
     fields = set(Settings.__dataclass_fields__)
     documented = {"index_path", "model", "batch_size", "max_pixels", "captioner", "ocr", "api_key"}
     documented |= {"cors_origins", "max_upload_bytes", "roots", "max_upload_pixels", "refresh_interval"}
+    documented |= {"allowed_hosts", "public_reads"}
     assert fields == documented
     for name in ("roots", "max_upload_pixels", "refresh_interval"):
         assert f"``{name}``" in config_module.__doc__, name

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from bench.gallery import place
 from indexer.pipeline import Indexer
 from searchengine import documents
 from searchengine.cli import cli
@@ -288,8 +289,8 @@ def shared_export(tmp_path_factory):
     images = tmp / "images"
     images.mkdir()
     for folder, recs in ((FASHION, picked), (SROIE, receipts)):
-        for r in recs:  # linked in place, never copied
-            (images / f"{folder.name}_{Path(r['file']).name}").symlink_to(folder / r["file"])
+        for r in recs:  # hard-linked in place where possible
+            place(folder / r["file"], images / f"{folder.name}_{Path(r['file']).name}")
     Indexer(
         Store(tmp / "index"),
         create_embedder("offline"),

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from bench.gallery import place
 from indexer.pipeline import Indexer
 from searchengine.cli import cli
 from searchengine.errors import SearchEngineError
@@ -389,8 +390,8 @@ def fashion(tmp_path_factory):
     recs = [json.loads(line) for line in (FASHION / "annotations.jsonl").open()][:N_FASHION]
     images = base / "images"
     images.mkdir()
-    for r in recs:  # a subset, linked in place (never copied)
-        (images / Path(r["file"]).name).symlink_to(FASHION / r["file"])
+    for r in recs:  # a subset, hard-linked in place
+        place(FASHION / r["file"], images / Path(r["file"]).name)
     store = Store(base / "index")
     Indexer(store, create_embedder("offline")).run(images)
     run("import", FASHION / "annotations.jsonl", "--index", base / "index")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.gallery import place
 from indexer.pipeline import Indexer
 from searchengine.evaluation import distinctive_line, word_recall
 from searchengine.models.registry import create_captioner, create_embedder, create_ocr
@@ -27,8 +28,8 @@ N = 24
 def receipts(tmp_path_factory):
     records = [json.loads(line) for line in (SROIE / "annotations.jsonl").open()][:N]
     folder = tmp_path_factory.mktemp("receipts")
-    for r in records:  # symlinks: the shared set is read in place
-        (folder / Path(r["file"]).name).symlink_to((SROIE / r["file"]).resolve())
+    for r in records:  # hard links: the shared set is read in place
+        place(SROIE / r["file"], folder / Path(r["file"]).name)
     store = Store(tmp_path_factory.mktemp("sroie-index"))
     offline = create_embedder("offline")
     Indexer(store, offline, ocr=create_ocr("rapidocr"), captioner=create_captioner("offline")).run(folder)

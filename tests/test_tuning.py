@@ -143,7 +143,7 @@ def test_tune_applies_the_adapter_everywhere_and_can_be_removed(tmp_path, pairs_
     from searchengine.config import Settings
     from web.app import create_app
 
-    client = TestClient(create_app(Settings(index_path=index)))
+    client = TestClient(create_app(Settings(index_path=index)), base_url="http://localhost")
     body = client.get("/api/search", params={"q": "pattern", "min_score": -1}).json()
     assert body["encoder"] == enc.spec and body["results"]
 

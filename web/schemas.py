@@ -322,3 +322,16 @@ class ImportResult(BaseModel):
 
 class Error(BaseModel):
     detail: str
+
+
+class SessionRequest(BaseModel):
+    """The API key, as the page's user typed it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: str = Field(min_length=1, max_length=1000, description="The key the server was started with.")
+
+
+class Session(BaseModel):
+    key_required: bool = Field(description="Whether reads need the key (a key is set, reads not public).")
+    signed_in: bool = Field(description="Whether this request carries the key or a valid session cookie.")

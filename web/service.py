@@ -10,23 +10,27 @@ never makes a search wait for the model.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from searchengine.config import Settings
 from searchengine.errors import IndexNotBuilt, NotFound, SearchEngineError
-from searchengine.imaging import load_image
+from searchengine.imaging import WORKING_SIDE, load_image
 from searchengine.models.base import Embedder, TextCache
 from searchengine.records import EncoderId, ImageRecord
 from searchengine.search import SearchEngine
 from searchengine.store.db import Store
+from searchengine.store.lock import IndexBusy, IndexLock
 from searchengine.store.vectors import VectorCache
 
 __all__ = [
@@ -36,6 +40,7 @@ __all__ = [
     "IndexerLike",
     "JobState",
     "NotFound",
+    "Overloaded",
     "Service",
     "Unavailable",
 ]
@@ -75,6 +80,10 @@ class Unavailable(SearchEngineError):
 
 class Busy(SearchEngineError):
     """An index run is already in progress."""
+
+
+class Overloaded(Unavailable):
+    """Every decode slot stayed taken while the request waited: try again shortly."""
 
 
 class _Serialised:
@@ -123,7 +132,19 @@ def _now() -> str:
 
 
 class Service:
-    """The state behind one running app (one index folder)."""
+    """The state behind one running app (one index folder).
+
+    Images are decoded (uploads, thumbnails) through :meth:`decode`: at most
+    ``decode_slots`` at once, server-wide, as a decode may hold a full-size buffer
+    (~190 MiB for a 49 MP PNG); the others wait up to ``decode_wait`` seconds, then get
+    :class:`Overloaded` (503). The decodes run on ``decode_slots`` threads of their own:
+    glibc keeps freed memory in the arena of the thread that used it, so decoding on
+    each of the many request threads in turn would keep up to one full-size buffer per
+    thread. Peak memory is about slots x the largest decode.
+    """
+
+    decode_slots = min(4, os.cpu_count() or 1)
+    decode_wait = 30.0
 
     def __init__(self, settings: Settings, indexer_factory: IndexerFactory | None = None) -> None:
         """Open (create, migrate) the index at ``settings.index_path``.
@@ -141,6 +162,9 @@ class Service:
         self._job = JobState()
         self._job_thread: threading.Thread | None = None
         self._job_started = 0.0
+        self._decodes = threading.BoundedSemaphore(self.decode_slots)
+        self._decoder = ThreadPoolExecutor(self.decode_slots, thread_name_prefix="decode")
+        self._thumbs_unwritable = False  # warned once that thumbnails cannot be cached
         self.store()  # creates and migrates the database before serving
 
     # -- per-thread store and engines ----------------------------------------------
@@ -201,23 +225,58 @@ class Service:
         """Return the real path of an indexed image, if the service may hand it out.
 
         Only searchable images are served, and only when the file really lies inside
-        the folder it was indexed from: a symlink leading out of it is refused.
+        one of the index's folders: a symlink leading out of all of them is refused.
 
-        :raises Forbidden: outside its indexed folder.
+        :raises Forbidden: outside every indexed folder.
         :raises NotFound: failed when indexed, or gone since.
         """
         if rec.status != "ok":
             raise NotFound(f"image {rec.id} is not searchable ({rec.error})")
+        self.check_inside(rec, "not served")
         real = os.path.realpath(rec.path)
-        root = os.path.realpath(rec.root)
-        if not real.startswith(root.rstrip("/") + "/"):
-            raise Forbidden(f"image {rec.id} leads outside its indexed folder (a symlink): not served")
         if not os.path.isfile(real):
             raise NotFound(f"image {rec.id} is gone from disk since it was indexed: re-index its folder")
         return Path(real)
 
-    def thumbnail(self, rec: ImageRecord, size: int) -> Path:
-        """Return a cached WebP thumbnail of ``rec`` (made on first request).
+    def check_inside(self, rec: ImageRecord, what: str) -> None:
+        """Refuse what the index knows of a file that really lies outside every indexed folder.
+
+        The rule of files and thumbnails holds for facts, captions and OCR text too: they
+        were read from the file, so they would tell what a symlink leads to (a size and
+        hash of ``/etc/passwd``, the text of a picture elsewhere on the disk). It is the
+        indexer's rule (:func:`indexer.scan.scan`): a link into another folder of the same
+        index (an album of links into an indexed ``Pictures``) is served.
+
+        :raises Forbidden: the path resolves (through symlinks) outside all of the index's roots.
+        """
+        real = os.path.realpath(rec.path)
+        if real.startswith(os.path.realpath(rec.root).rstrip("/") + "/"):
+            return  # the common case, without a query
+        roots = tuple(os.path.realpath(r).rstrip("/") + "/" for r in self.store().images.roots())
+        if not (roots and real.startswith(roots)):
+            raise Forbidden(
+                f"image {rec.id} leads outside its indexed folder and the index's others (a symlink): {what};"
+                " index its folder again to record it as failed"
+            )
+
+    def decode(self, source: str | os.PathLike | BinaryIO, max_pixels: int, max_side: int = WORKING_SIDE):
+        """:func:`~searchengine.imaging.load_image` within the server-wide bound on concurrent decodes.
+
+        :raises Overloaded: no decode slot came free within ``decode_wait`` seconds.
+        :raises UnsupportedImage: as ``load_image``.
+        """
+        if not self._decodes.acquire(timeout=self.decode_wait):
+            raise Overloaded(
+                f"the server is busy decoding other images ({self.decode_slots} at a time): try again shortly"
+            )
+        try:
+            return self._decoder.submit(load_image, source, max_pixels=max_pixels, max_side=max_side).result()
+        finally:
+            self._decodes.release()
+
+    def thumbnail(self, rec: ImageRecord, size: int) -> Path | bytes:
+        """Return a cached WebP thumbnail of ``rec`` (made on first request), or its bytes
+        when it cannot be cached (a read-only index folder, a full disk).
 
         Cached by content hash, so a changed file gets a new one.
         """
@@ -226,12 +285,26 @@ class Service:
         out = self.index_dir / THUMBS_DIR / rec.sha256[:2] / f"{rec.sha256}-{side}.webp"
         if out.is_file():
             return out
-        image, _ = load_image(source, max_pixels=self.settings.max_pixels, max_side=side)
-        out.parent.mkdir(parents=True, exist_ok=True)
+        image, _ = self.decode(source, self.settings.max_pixels, max_side=side)
         tmp = out.with_name(f".{out.name}.{os.getpid()}-{threading.get_ident()}.tmp")
-        image.save(tmp, "WEBP", quality=82, method=4)
-        os.replace(tmp, out)
-        return out
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            image.save(tmp, "WEBP", quality=82, method=4)
+            os.replace(tmp, out)
+            return out
+        except OSError as exc:  # served from memory: a thumbnail is never worth a 500
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            if not self._thumbs_unwritable:
+                self._thumbs_unwritable = True
+                log.warning("thumbnails are not cached (%s): %s", out.parent.parent, exc)
+        buf = io.BytesIO()
+        image.save(buf, "WEBP", quality=82, method=4)
+        return buf.getvalue()
+
+    def close(self) -> None:
+        """Let the decode threads go (the app's shutdown); waits for decodes under way."""
+        self._decoder.shutdown(wait=True)
 
     # -- indexing -----------------------------------------------------------------------
     @property
@@ -281,14 +354,24 @@ class Service:
         with self._lock:
             if self.indexing:
                 raise Busy("an index run is already in progress: see GET /api/index")
+            lock = IndexLock(self.index_dir)  # a CLI run on the same index: 409 with who runs it
+            try:
+                lock.acquire()
+            except IndexBusy as exc:
+                raise Busy(str(exc)) from None
             self._job = JobState(state="running", roots=roots, started_at=_now())
             self._job_started = time.monotonic()
             if self._cache is not None:
                 self._cache.min_interval = self.settings.refresh_interval
             self._job_thread = threading.Thread(
-                target=self._run_index, args=(roots, retry_failed), name="index-run", daemon=True
+                target=self._run_index, args=(roots, retry_failed, lock), name="index-run", daemon=True
             )
-            self._job_thread.start()
+            try:
+                self._job_thread.start()
+            except BaseException:
+                lock.release()
+                self._job.state, self._job.error = "failed", "the index run could not start"
+                raise
         return self._job
 
     def wait_for_index(self, timeout: float | None = None) -> JobState:
@@ -298,10 +381,11 @@ class Service:
             thread.join(timeout)
         return self.job()
 
-    def _run_index(self, roots: list[str], retry_failed: bool) -> None:
+    def _run_index(self, roots: list[str], retry_failed: bool, lock: IndexLock) -> None:
         job = self._job
-        store = Store(self.index_dir)  # the run's own connection, and its own encoder
+        store = None
         try:
+            store = Store(self.index_dir)  # the run's own connection, and its own encoder
             indexer = self.indexer_factory(store, self.settings)
 
             def planned(report, todo: int) -> None:
@@ -328,7 +412,9 @@ class Service:
         finally:
             job.current_root = None
             job.finished_at = _now()
-            store.close()
+            if store is not None:
+                store.close()
+            lock.release()
             if self._cache is not None:
                 self._cache.min_interval = 0.0
 

@@ -15,6 +15,10 @@ and one repository per concern, each in its own module:
 
 from __future__ import annotations
 
+import errno
+import logging
+import os
+import shutil
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -79,6 +83,41 @@ class Store:
         finally:
             conn.execute("COMMIT")
 
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """One write transaction that takes SQLite's write lock up front (``BEGIN IMMEDIATE``,
+        waiting its busy timeout for it); inside a transaction already, it is that transaction.
+
+        A deferred transaction that reads before it writes fails at once with "database is
+        locked" when another connection commits in between (WAL cannot upgrade a stale read),
+        and searches do commit meanwhile (the cached relevance cutoff): taken up front, the
+        lock makes a writer wait its turn instead of failing. A COMMIT that fails (a full
+        disk) is rolled back, so the connection never stays inside a dead transaction.
+        """
+        conn = self.db.conn
+        if conn.in_transaction:
+            yield
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def ensure_sound(self) -> None:
+        """Refuse to write into a damaged database (SQLite's quick check, about 20 ms for 3,000
+        images): the damage would otherwise pass unnoticed, or grow.
+
+        :raises SearchEngineError: it is damaged; the message points to ``searchengine doctor``.
+        """
+        problems = quick_check(self.db.conn)
+        if problems:
+            why = database_problem(sqlite3.DatabaseError(problems[0]), self.dir)
+            raise SearchEngineError(f"nothing was indexed: {why}")
+
     # -- meta ---------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
@@ -129,11 +168,6 @@ class Store:
         for key, value in zip(_ENCODER_KEYS, (enc.name, enc.tag, str(enc.dim)), strict=True):
             self.db["meta"].upsert({"key": key, "value": value}, pk="key")
 
-    def forget_encoder(self) -> None:
-        """Drop the encoder binding (inside the caller's transaction)."""
-        marks = ",".join("?" * len(_ENCODER_KEYS))
-        self.db.execute(f"DELETE FROM meta WHERE key IN ({marks})", list(_ENCODER_KEYS))
-
     # -- the generation ------------------------------------------------------
     def generation(self) -> str:
         """Return a token that changes (to a fresh random value) with every change of vectors.
@@ -161,18 +195,111 @@ def _connect(path: Path) -> sqlite3.Connection:
         migrate(conn)
     except sqlite3.DatabaseError as exc:
         conn.close()
-        raise SearchEngineError(f"{path}: {database_problem(exc)}") from None
+        if path.is_file() and _cannot_write(path.parent):
+            return _connect_read_only(path)  # a read-only folder or a full disk can still be searched
+        raise SearchEngineError(f"{path}: {database_problem(exc, path.parent)}") from None
     return conn
 
 
-def database_problem(exc: sqlite3.DatabaseError) -> str:
+def _cannot_write(folder: Path) -> bool:
+    """Whether ``folder`` is read-only for this process, or its disk is (nearly) full:
+    too full for the 32 KB ``-shm`` file WAL needs."""
+    try:
+        return not os.access(folder, os.W_OK) or shutil.disk_usage(folder).free < 1 << 20
+    except OSError:
+        return False
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """Open the database of a folder this process cannot write (a read-only mount, no write
+    permission, a full disk), for reading. WAL needs an ``-shm`` file: ``mode=ro`` uses one
+    that is there; when none is and none can be made, the file is opened ``immutable`` (then
+    a commit still in ``index.db-wal``, left by a writer that crashed, is not seen)."""
+    for query in ("mode=ro", "immutable=1"):
+        conn = sqlite3.connect(
+            f"{path.absolute().as_uri()}?{query}", uri=True, isolation_level=None, check_same_thread=False
+        )
+        try:
+            conn.execute("PRAGMA foreign_keys=ON")
+            migrate(conn)  # reads only when the schema is current
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            problem = exc
+            continue
+        if query == "immutable=1":
+            logging.getLogger(__name__).warning(
+                "%s: no room or no permission for its -shm file: opened as a file that does not change "
+                "(what other processes write meanwhile is not seen until this one restarts)",
+                path,
+            )
+        return conn
+    raise SearchEngineError(f"{path} (opened read-only): {database_problem(problem, path.parent)}")
+
+
+def database_problem(exc: sqlite3.DatabaseError, index_dir: str | Path | None = None) -> str:
     """Say what a database error means for the user, and a next step that loses nothing."""
+    if is_disk_full(exc):
+        return disk_full_message(index_dir)
     if isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc)):
         return f"the index is busy: another process is writing to it ({exc}); try again when it is done"
+    if isinstance(exc, sqlite3.OperationalError) and "readonly" in str(exc):
+        if index_dir is not None and _cannot_write(Path(index_dir)) and os.access(index_dir, os.W_OK):
+            return disk_full_message(index_dir)  # opened read-only because its disk is full
+        return (
+            f"the index can only be read here ({exc}): its folder is read-only or not yours; "
+            "searching works, changing it needs write access; nothing was changed"
+        )
+    where = f" --index {index_dir}" if index_dir else ""
     return (
-        f"the index database is unusable ({exc}): keep a copy of the index folder (it holds your tags, "
-        "collections and metadata) and index into another --index meanwhile"
+        f"the index database is damaged ({exc}): keep a copy of the index folder, then run "
+        f"'searchengine doctor{where}' to see what is wrong and 'searchengine doctor{where} --repair' "
+        "to repair it, keeping your tags, collections, metadata, captions and OCR text"
     )
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` says the disk (or the user's quota) is full."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.DatabaseError | OSError | RuntimeError) and (
+        "database or disk is full" in text or "no space left on device" in text
+    )
+
+
+def disk_full_message(index_dir: str | Path | None = None) -> str:
+    """The message for a full disk. Every write is one transaction (an index batch, a tag),
+    so a write that failed for space was rolled back whole and what was committed before stays."""
+    where = "the disk that holds the index folder"
+    if index_dir is not None:
+        folder = Path(index_dir).expanduser().absolute()
+        where = f"{_mount_point(folder)} (it holds {folder})"
+    return f"disk full: free some space on {where} and run again; nothing was lost"
+
+
+def _mount_point(folder: Path) -> Path:
+    """The mount point of the file system that holds ``folder`` (or its nearest existing parent)."""
+    path = folder
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    while not os.path.ismount(path) and path != path.parent:
+        path = path.parent
+    return path
+
+
+def quick_check(conn: sqlite3.Connection, limit: int = 10) -> list[str]:
+    """SQLite's cheap structural check (``PRAGMA quick_check``, about 20 ms for 3,000 images):
+    the problems it finds, none when the file is sound. A read; it never writes."""
+    try:
+        rows = conn.execute(f"PRAGMA quick_check({int(limit)})").fetchall()
+    except sqlite3.OperationalError as exc:
+        if is_disk_full(exc) or "locked" in str(exc) or "busy" in str(exc):
+            raise  # not damage: the caller's message says what it is
+        return [str(exc)]
+    except sqlite3.DatabaseError as exc:
+        return [str(exc)]
+    problems = [r[0] for r in rows]
+    return [] if problems == ["ok"] else problems
 
 
 def mismatch_error(index_dir: Path, have: EncoderId, want: EncoderId) -> IndexMismatch:

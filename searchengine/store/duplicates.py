@@ -1,8 +1,17 @@
-"""Near-duplicate groups and the signatures (perceptual hash, content thumbnail) they are found from."""
+"""Near-duplicate groups and the signatures (perceptual hash, content thumbnail) they are found from.
+
+Regrouping is a recorded step: whoever commits a change the groups depend on (vectors,
+signatures, OCR text, deletions) marks the groups pending in the same transaction, and
+only storing new groups clears the mark. The groups also remember the store generation
+they were found at, so a vector change by any writer makes them pending too. A run that
+dies between its last commit and regrouping leaves the mark, and the next run (or
+``searchengine duplicates``) regroups although it has nothing else to do.
+"""
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -12,11 +21,38 @@ if TYPE_CHECKING:
     from searchengine.store.db import Store
 
 
+#: Meta keys: the pending mark (a fresh token per mark) and the generation grouped at.
+PENDING_KEY = "regroup_pending"
+GROUPED_KEY = "grouped_generation"
+
+#: What the groups were found from: (pending token, store generation), see :meth:`Duplicates.state`.
+GroupState = tuple[str | None, str]
+
+
 class Duplicates:
     """The stored near-duplicate groups (group id: the smallest member id)."""
 
     def __init__(self, store: Store) -> None:
         self.store, self.db = store, store.db
+
+    # -- is regrouping due? ---------------------------------------------------------
+    def mark_pending(self) -> None:
+        """Record that the groups must be found again (inside the caller's transaction, the
+        one that commits the change)."""
+        self.db.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", [PENDING_KEY, uuid.uuid4().hex]
+        )
+
+    def state(self) -> GroupState:
+        """The pending token and generation now; read it in the snapshot the groups are found
+        from and hand it to :meth:`replace`."""
+        return self.store.get_meta(PENDING_KEY), self.store.generation()
+
+    def pending(self) -> bool:
+        """Tell whether a change since the stored groups were found awaits regrouping."""
+        with self.store.snapshot():
+            token, generation = self.state()
+            return token is not None or self.store.get_meta(GROUPED_KEY) != generation
 
     def phashes(self) -> dict[int, str]:
         """Return the duplicate signature of every searchable image that has one (older
@@ -39,10 +75,21 @@ class Duplicates:
         )
         return [r[0] for r in rows]
 
-    def replace(self, groups: Sequence[Sequence[int]], params: dict) -> None:
-        """Store near-duplicate groups (each a list of image ids) and how they were found."""
+    def replace(self, groups: Sequence[Sequence[int]], params: dict, seen: GroupState | None = None) -> None:
+        """Store near-duplicate groups (each a list of image ids) and how they were found.
+
+        :param seen: the :meth:`state` the groups were found from: the pending mark is
+            cleared only if no change marked it again since (a run committing meanwhile).
+        """
         with self.db.atomic():
-            self.db.execute("DELETE FROM duplicates")
+            self.db.execute("DELETE FROM duplicates")  # a write first: the write lock, waited for
+            if seen is not None:
+                token, generation = seen
+                self.db.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", [GROUPED_KEY, generation]
+                )
+                if token is not None:
+                    self.db.execute("DELETE FROM meta WHERE key = ? AND value = ?", [PENDING_KEY, token])
             for group in groups:
                 gid = min(group)
                 for image_id in group:

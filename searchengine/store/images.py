@@ -182,12 +182,20 @@ class Images:
                 self.store.bump_generation()
 
     def _write_one(self, w: ImageWrite, now: str) -> bool:
-        """Apply one file's update; returns whether its vector changed."""
+        """Apply one file's update; returns whether its vector changed.
+
+        A reset keeps the stage outputs when the file's content is the one its row already
+        names (the same sha256: a row marked failed by ``doctor --repair``, read again): they
+        still hold for it, and they may be the very outputs the job plans to copy.
+        """
+        keep = False
         if w.row is not None:
+            old = self.db.execute("SELECT sha256 FROM images WHERE path = ?", [w.path]).fetchone()
+            keep = old is not None and old[0] is not None and old[0] == w.row.get("sha256")
             row = {**w.row, "indexed_at": now}
             self.db.execute(_UPSERT, {k: row.get(k) for k in _WRITE_COLUMNS})
         image_id = self.db.execute("SELECT id FROM images WHERE path = ?", [w.path]).fetchone()[0]
-        if w.reset:
+        if w.reset and not keep:
             for table in STAGE_TABLES:
                 self.db.execute(f"DELETE FROM {table} WHERE image_id = ?", [image_id])
         changed = False
@@ -328,12 +336,3 @@ class Images:
             refresh_document(self.db.conn, new_id)
             moved += 1
         return moved
-
-    def clear(self) -> None:
-        """Forget every image, vector and the encoder binding (for ``--rebuild``)."""
-        with self.db.atomic():
-            for table in ("search_fts", *STAGE_TABLES, "embeddings"):
-                self.db.execute(f"DELETE FROM {table}")
-            self.db.execute("DELETE FROM images")
-            self.store.forget_encoder()
-            self.store.bump_generation()

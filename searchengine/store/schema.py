@@ -218,14 +218,18 @@ def current_version(conn: sqlite3.Connection) -> int:
     return conn.execute("PRAGMA user_version").fetchone()[0]
 
 
-def migrate(conn: sqlite3.Connection) -> int:
-    """Apply every pending migration, each in its own transaction; idempotent.
+def migrate(conn: sqlite3.Connection, upto: int | None = None) -> int:
+    """Apply every pending migration (or those up to version ``upto``), each in its own
+    transaction; idempotent.
 
+    :param upto: stop at this version (a repair rebuilds a damaged database at its own
+        version first, then migrates the copy like any other).
     :returns: the schema version after migrating.
     :raises SchemaTooNew: the database was written by a newer program.
     """
-    if current_version(conn) == len(MIGRATIONS):
-        return len(MIGRATIONS)  # the common case takes no write lock
+    last = len(MIGRATIONS) if upto is None else min(upto, len(MIGRATIONS))
+    if current_version(conn) == last:
+        return last  # the common case takes no write lock
     while True:
         conn.execute("BEGIN IMMEDIATE")  # the version is read again under the write lock
         try:
@@ -235,7 +239,7 @@ def migrate(conn: sqlite3.Connection) -> int:
                     f"this index has schema version {version}, newer than this program knows "
                     f"({len(MIGRATIONS)}): upgrade searchengine"
                 )
-            if version == len(MIGRATIONS):
+            if version >= last:
                 conn.execute("COMMIT")
                 break
             MIGRATIONS[version][1](conn)

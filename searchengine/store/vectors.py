@@ -1,18 +1,18 @@
 """FAISS: the derived, rebuildable search structure over SQLite's embeddings.
 
-The index file carries the SQLite ``generation`` it was built from; when the two
-disagree (or the file is missing or unreadable) it is rebuilt from SQLite.
+The saved index carries the SQLite ``generation`` it was built from and a checksum
+(:mod:`.vector_file`); when the generations disagree, or the file is missing, damaged
+or unreadable, it is rebuilt from SQLite. Readers never fail for want of saving it:
+when the rebuilt index cannot be written (disk full, read-only folder) they search it
+from memory and say so.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -20,13 +20,14 @@ from typing import TypeVar
 import faiss
 import numpy as np
 
+from searchengine.store import vector_file
 from searchengine.store.db import Store
+from searchengine.store.vector_file import INDEX_NAME, STATE_NAME
+
+__all__ = ["INDEX_NAME", "STATE_NAME", "VectorCache", "VectorIndex", "build_index", "choose_index_key"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-INDEX_NAME = "vectors.faiss"
-STATE_NAME = "vectors.json"
 
 EXACT_MAX = 20_000
 HNSW_MAX = 1_000_000
@@ -68,13 +69,71 @@ def _tune(index: faiss.Index) -> None:
         inner.nprobe = 32
 
 
-class VectorIndex:
-    """The FAISS index of one store, kept in step with it."""
+def _load_saved(index_dir: Path, gen: str, dim: int) -> tuple[faiss.Index, dict] | None:
+    """Return the saved index and its state when they are the store's current ones and its
+    bytes match the checksum; None (the reason logged) when it must be rebuilt.
 
-    def __init__(self, index: faiss.Index, key: str, generation: str) -> None:
+    :raises vector_file.Damaged: the file (or the state file) is damaged.
+    """
+    for _ in range(3):
+        try:
+            state = vector_file.read_state(index_dir)
+        except OSError as exc:
+            log.warning("vector index state unreadable (%s); rebuilding from SQLite", exc)
+            return None
+        stale = _why_stale(state, gen, dim)
+        if stale:
+            log.info("%s; building it from SQLite", stale)
+            return None
+        try:
+            index = vector_file.load(index_dir, state)
+        except FileNotFoundError:
+            log.info("no vector index yet; building it from SQLite")
+            return None
+        except vector_file.Replacing:
+            time.sleep(0.05)  # another process is saving: look again
+            continue
+        except vector_file.Damaged:
+            if vector_file.read_state(index_dir) != state:
+                continue  # a save replaced both files meanwhile: look again
+            raise
+        except (OSError, RuntimeError) as exc:
+            log.warning("vector index unreadable (%s); rebuilding from SQLite", exc)
+            return None
+        if index.ntotal == state.get("count") and index.d == dim and isinstance(state.get("key"), str):
+            _tune(index)
+            return index, state
+        log.warning("the saved vector index does not match its state; rebuilding from SQLite")
+        return None
+    log.info("the vector index is being saved by another process (or its save stopped); rebuilding")
+    return None
+
+
+def _why_stale(state: dict | None, gen: str, dim: int) -> str | None:
+    """Why a saved index with ``state`` is not the one to load, or None when it is."""
+    if state is None:
+        return "no vector index yet"
+    if state.get("generation") != gen or state.get("dim") != dim:
+        return "the vector index is stale"
+    if "sha256" not in state:
+        return "the vector index was saved without a checksum (by an older version)"
+    return None
+
+
+class VectorIndex:
+    """The FAISS index of one store, kept in step with it.
+
+    ``repaired`` is the last time its saved file was found damaged and rebuilt
+    (``{"at": ..., "reason": ...}``, kept in the state file); ``unsaved`` says why this
+    index, rebuilt from SQLite, could not be saved (None when it is the saved one).
+    """
+
+    def __init__(self, index: faiss.Index, key: str, generation: str, repaired: dict | None = None) -> None:
         self.index = index
         self.key = key
         self.generation = generation
+        self.repaired = repaired
+        self.unsaved: str | None = None
         self._memo: dict[tuple, object] = {}
         self._memo_lock = threading.Lock()
 
@@ -101,29 +160,50 @@ class VectorIndex:
     def ntotal(self) -> int:
         return int(self.index.ntotal)
 
-    @classmethod
-    def open(cls, store: Store, dim: int) -> VectorIndex:
-        """Load the saved index if it matches the store, else rebuild and save it."""
-        gen = store.generation()
-        state_path = store.dir / STATE_NAME
-        index_path = store.dir / INDEX_NAME
-        try:
-            state = json.loads(state_path.read_text())
-            if state.get("generation") == gen and state.get("dim") == dim:
-                index = faiss.read_index(str(index_path))
-                if index.ntotal == state.get("count") and index.d == dim:
-                    _tune(index)
-                    return cls(index, state["key"], gen)
-            log.info("vector index is stale; rebuilding from SQLite")
-        except FileNotFoundError:
-            log.info("no vector index yet; building from SQLite")
-        except (OSError, ValueError, RuntimeError, KeyError, TypeError, AttributeError) as exc:
-            log.warning("vector index unreadable (%s); rebuilding from SQLite", exc)
-        return cls.rebuild(store, dim)
+    def condition(self) -> dict:
+        """How the saved file stands, for ``info``: ``state`` ("ok" or "not saved"), the
+        save ``problem``, the last ``repaired`` record and a ``message`` in words."""
+        repair = self.repaired
+        if self.unsaved:
+            message = f"could not be saved ({self.unsaved}): searching an in-memory copy rebuilt from SQLite"
+        else:
+            message = "ok"
+        if repair:
+            message += (
+                f"; rebuilt from SQLite at {repair.get('at')} because the saved file was damaged "
+                f"({repair.get('reason')})"
+            )
+        state = "not saved" if self.unsaved else "ok"
+        return {"state": state, "problem": self.unsaved, "repaired": repair, "message": message}
 
     @classmethod
-    def rebuild(cls, store: Store, dim: int) -> VectorIndex:
-        """Build from every embedding in SQLite and save atomically.
+    def open(cls, store: Store, dim: int, strict: bool = False) -> VectorIndex:
+        """Load the saved index if it matches the store and its checksum, else rebuild it
+        from SQLite and save it.
+
+        :param strict: True for writers (index runs, ``tune``): a failed save raises.
+            False for readers: a failed save (disk full, read-only folder) is logged and
+            the rebuilt index is searched from memory (see :attr:`unsaved`).
+        :raises OSError: ``strict`` and the rebuilt index could not be saved.
+        """
+        gen = store.generation()
+        try:
+            loaded = _load_saved(store.dir, gen, dim)
+        except vector_file.Damaged as exc:
+            log.warning("the saved vector index is damaged (%s); rebuilding it from SQLite", exc)
+            repaired = {"at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "reason": str(exc)}
+            return cls.rebuild(store, dim, strict, repaired)
+        if loaded is None:
+            return cls.rebuild(store, dim, strict)
+        index, state = loaded
+        return cls(index, state["key"], gen, state.get("repaired"))
+
+    @classmethod
+    def rebuild(
+        cls, store: Store, dim: int, strict: bool = False, repaired: dict | None = None
+    ) -> VectorIndex:
+        """Build from every embedding in SQLite and save atomically (see :meth:`open` for
+        ``strict``).
 
         The generation and the vectors are read in one snapshot, so an index run
         committing meanwhile can never label newer vectors with an older generation.
@@ -132,25 +212,33 @@ class VectorIndex:
             gen = store.generation()
             ids, vecs = store.embeddings.all(dim)
         key = choose_index_key(len(ids), dim)
-        vi = cls(build_index(key, ids, vecs), key, gen)
-        vi.save(store.dir)
+        vi = cls(build_index(key, ids, vecs), key, gen, repaired)
+        try:
+            vi.save(store.dir)
+        except OSError as exc:
+            if strict:
+                raise
+            vi.unsaved = vector_file.save_problem(exc)
+            log.warning(
+                "the vector index could not be saved (%s): searching an in-memory copy rebuilt from SQLite",
+                vi.unsaved,
+            )
         return vi
 
     def save(self, index_dir: Path) -> None:
-        """Write the index and its state file, each by atomic rename."""
-        token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"  # unique per writer, threads included
-        tmp_index = index_dir / f".{INDEX_NAME}.{token}.tmp"
-        faiss.write_index(self.index, str(tmp_index))
-        os.replace(tmp_index, index_dir / INDEX_NAME)
+        """Write the index and its state file (with the checksum), each by atomic rename.
+
+        :raises OSError: they could not be written; nothing is left behind.
+        """
         state = {
             "generation": self.generation,
             "count": self.ntotal,
             "key": self.key,
             "dim": int(self.index.d),
+            "repaired": self.repaired,
         }
-        tmp_state = index_dir / f".{STATE_NAME}.{token}.tmp"
-        tmp_state.write_text(json.dumps(state))
-        os.replace(tmp_state, index_dir / STATE_NAME)
+        self.repaired = vector_file.save(index_dir, self.index, state).get("repaired")
+        self.unsaved = None
 
     def search(
         self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None

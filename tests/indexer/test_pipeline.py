@@ -213,3 +213,22 @@ def test_a_batch_of_only_bad_images_is_recorded_per_file(index_dir, image_dir, t
     assert {f.path.rsplit("/", 1)[1] for f in store.images.failures()} == {"aa_tiny1.png", "aa_tiny2.png"}
     again = Indexer(store, Picky(tiny_embedder), batch_size=2).run(image_dir)
     assert again.processed == 0
+
+
+def test_a_search_writing_its_cache_mid_batch_does_not_fail_the_run(tmp_path, tiny_embedder):
+    """Searches commit meanwhile (the cached relevance cutoff, ``set_meta(wait=False)``);
+    a batch that had read before writing used to fail with "database is locked"."""
+    folder = tmp_path / "photos"
+    write_images(folder, 6)
+    store, searcher = Store(tmp_path / "idx"), Store(tmp_path / "idx")
+    indexer = Indexer(store, tiny_embedder, batch_size=3)
+    real, wrote = store.images.write_batch, []
+
+    def racing(writes):
+        store.db.execute("SELECT count(*) FROM images").fetchall()  # the batch has read ...
+        wrote.append(searcher.set_meta("cutoff", "{}", wait=False))  # ... a search commits
+        real(writes)
+
+    store.images.write_batch = racing
+    report = indexer.run(folder)
+    assert report.embedded == 6 and wrote[:2] == [False, False]  # the batches held the lock: it waits

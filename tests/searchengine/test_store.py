@@ -31,7 +31,7 @@ def test_bind_encoder_refuses_another(tmp_path):
     store.bind_encoder(EncoderId("clip", "A:x", 64))  # same: fine
     with pytest.raises(IndexMismatch, match="--index NEW_FOLDER"):
         store.bind_encoder(EncoderId("offline", "y", 384))
-    store.images.clear()
+    store.embeddings.replace(EncoderId("offline", "y", 384), [])  # what index --rebuild --model does
     store.bind_encoder(EncoderId("offline", "y", 384))
     assert store.encoder() == EncoderId("offline", "y", 384)
 

@@ -56,11 +56,17 @@ def gallery(tmp_path_factory, tiny_embedder):
     return root, index
 
 
+#: What the page sends: its own host, and the header no other site's page may send.
+PAGE_LIKE = {"base_url": "http://localhost", "headers": {"X-Requested-With": "searchengine-page"}}
+
+
 def make_client(index: Path, indexer_factory=Indexer.from_settings, **fields):
     """A client over an app on ``index``; ``fields`` override the environment's settings.
 
     Index runs use the real indexer (as ``searchengine serve``) unless ``indexer_factory``
-    says otherwise (None: a service started without one).
+    says otherwise (None: a service started without one). Like the page, the client
+    sends ``X-Requested-With`` with every request, to ``localhost`` (the server answers
+    to no other name by default).
     """
     from dataclasses import replace
 
@@ -70,12 +76,14 @@ def make_client(index: Path, indexer_factory=Indexer.from_settings, **fields):
 
     settings = replace(Settings.from_env(), index_path=index, **fields)  # stages: SE_OCR, SE_CAPTIONER
     app = create_app(settings, indexer_factory=indexer_factory)
-    return TestClient(app, raise_server_exceptions=False)
+    return TestClient(app, raise_server_exceptions=False, **PAGE_LIKE)
 
 
 @pytest.fixture(scope="module")
 def client(gallery):
-    return make_client(gallery[1])
+    client = make_client(gallery[1])
+    yield client
+    client.app.state.service.close()  # its decode threads go with the module
 
 
 class LiveServer:

@@ -319,7 +319,7 @@ def test_path_traversal_never_reaches_a_file(client, url):
     assert "root:" not in r.text
 
 
-def test_a_symlink_out_of_the_root_is_indexed_but_never_served(tmp_path, tiny_embedder):
+def test_a_symlink_out_of_the_root_is_recorded_failed_and_never_served(tmp_path, tiny_embedder):
     from indexer.pipeline import Indexer
     from searchengine.store.db import Store
 
@@ -329,11 +329,14 @@ def test_a_symlink_out_of_the_root_is_indexed_but_never_served(tmp_path, tiny_em
     (root / "link.png").symlink_to(outside / "secret000.png")
     store = Store(tmp_path / "index")
     Indexer(store, tiny_embedder).run(root)
+    link = store.images.by_path(str(root / "link.png"))
+    assert link.status == "failed" and "outside the indexed folder" in link.error
     client = make_client(tmp_path / "index")
-    link = client.get("/api/images/lookup", params={"path": str(root / "link.png")}).json()
-    for what in ("file", "thumbnail"):
-        r = client.get(f"/api/images/{link['id']}/{what}")
-        assert r.status_code == 403 and "outside its indexed folder" in r.json()["detail"]
+    r = client.get("/api/images/lookup", params={"path": str(root / "link.png")})
+    assert r.status_code == 403 and "outside its indexed folder" in r.json()["detail"]
+    for what in ("", "/file", "/thumbnail"):
+        r = client.get(f"/api/images/{link.id}{what}")
+        assert r.status_code in (403, 404) and "secret" not in r.text
     ok = client.get("/api/images/lookup", params={"path": str(root / "img000.png")}).json()
     assert client.get(f"/api/images/{ok['id']}/file").status_code == 200
     (root / "img000.png").unlink()  # gone since it was indexed
@@ -355,17 +358,21 @@ def test_cors_is_off_unless_configured(gallery):
 
 
 def test_the_environment_key_guards_an_app_built_without_settings(tmp_path, gallery, monkeypatch):
-    """create_app() (uvicorn's factory, tests) reads SE_API_KEY: the admin endpoints are never left open."""
+    """create_app() (uvicorn's factory, tests) reads SE_API_KEY: no endpoint is ever left open."""
     from fastapi.testclient import TestClient
 
+    from tests.web.conftest import PAGE_LIKE
     from web.app import create_app
 
     copy = tmp_path / "index"
     shutil.copytree(gallery[1], copy, ignore=shutil.ignore_patterns("thumbs"))
     monkeypatch.setenv("SE_INDEX", str(copy))
     monkeypatch.setenv("SE_API_KEY", "from-env")
-    client = TestClient(create_app(), raise_server_exceptions=False)
-    rid = client.get("/api/search", params={"q": "QX-220", "mode": "keyword"}).json()["results"][0]["id"]
+    client = TestClient(create_app(), raise_server_exceptions=False, **PAGE_LIKE)
+    query = {"q": "QX-220", "mode": "keyword"}
+    assert client.get("/api/search", params=query).status_code == 401  # reads need the key too
+    found = client.get("/api/search", params=query, headers={"X-API-Key": "from-env"}).json()
+    rid = found["results"][0]["id"]
 
     for headers in ({}, {"X-API-Key": "wrong"}):
         r = client.post("/api/index", headers=headers)
@@ -383,7 +390,7 @@ def test_the_environment_key_guards_an_app_built_without_settings(tmp_path, gall
     schema = client.get("/openapi.json").json()
     assert "APIKeyHeader" in schema["components"]["securitySchemes"]
     assert schema["paths"]["/api/index"]["post"]["security"] == [{"APIKeyHeader": []}]
-    assert "security" not in schema["paths"]["/api/index"]["get"]
+    assert schema["paths"]["/api/index"]["get"]["security"] == [{"APIKeyHeader": []}, {"APIKeyCookie": []}]
 
 
 def test_the_schema_names_no_key_when_none_is_set(client):
@@ -505,7 +512,9 @@ def test_index_from_the_service_while_searching(tmp_path, tiny_embedder):
             store, tiny_embedder, captioner=captioner, ocr=SlowOcr(), batch_size=settings.batch_size
         )
 
-    client = make_client(index, indexer_factory=slow_ocr_indexer, api_key="s3cret", roots=(str(root),))
+    client = make_client(
+        index, indexer_factory=slow_ocr_indexer, api_key="s3cret", roots=(str(root),), public_reads=True
+    )
 
     assert client.post("/api/index").status_code == 401
     assert client.post("/api/index", headers={"X-API-Key": "wrong"}).status_code == 401
@@ -605,7 +614,7 @@ def test_moved_gallery_copy_is_still_isolated(tmp_path, gallery):
 def test_catalogue_import_facets_and_where_over_http(tmp_path, tiny_embedder):
     root, index = tmp_path / "photos", tmp_path / "index"
     build_gallery(root, index, tiny_embedder)
-    client = make_client(index, api_key="k")
+    client = make_client(index, api_key="k", public_reads=True)  # the key guards changes only
     catalogue = (
         "file,title,brand,colour,price\n"
         "red.png,Red Mug,Acme,Red,12.50\n"
@@ -647,7 +656,7 @@ def test_tags_collections_duplicates_and_export_over_http(tmp_path, tiny_embedde
     from searchengine.store.db import Store
 
     Indexer(Store(index), tiny_embedder).run(root)
-    client = make_client(index, api_key="k")
+    client = make_client(index, api_key="k", public_reads=True)  # the key guards changes only
     key = {"X-API-Key": "k"}
     orig = client.get("/api/images/lookup", params={"path": str(root / "orig.png")}).json()
     assert [d["name"] for d in orig["duplicates"]] == ["copy.jpg"]

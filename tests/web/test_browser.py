@@ -41,12 +41,12 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def sample_index(tmp_path_factory):
+    """The sample gallery indexed with the bundled offline models, and its catalogue imported."""
     from indexer.pipeline import Indexer
-    from searchengine.config import Settings
+    from searchengine.metadata import import_catalogue
     from searchengine.models.registry import create_captioner, create_embedder, create_ocr
     from searchengine.store.db import Store
-    from web.app import create_app
 
     index = tmp_path_factory.mktemp("browser") / "index"
     store = Store(index)
@@ -56,13 +56,30 @@ def server(tmp_path_factory):
         captioner=create_captioner("offline"),
         ocr=create_ocr("rapidocr"),
     ).run(SAMPLE)
-    from searchengine.metadata import import_catalogue
-
     import_catalogue(store, SAMPLE / "products.csv")
     store.close()
-    app = create_app(Settings(index_path=index, captioner="none", ocr="none"))
+    return index
+
+
+def _serve(index, **settings):
+    from searchengine.config import Settings
+    from web.app import create_app
+
+    app = create_app(Settings(index_path=index, captioner="none", ocr="none", **settings))
     app.state.service.warm_up()
-    with LiveServer(app) as live:
+    return LiveServer(app)
+
+
+@pytest.fixture(scope="module")
+def server(sample_index):
+    with _serve(sample_index) as live:
+        yield live
+
+
+@pytest.fixture(scope="module")
+def keyed_server(sample_index):
+    """The same index served with an API key: the page must ask for it."""
+    with _serve(sample_index, api_key="s3cret") as live:
         yield live
 
 
@@ -74,14 +91,20 @@ def browser():
         b.close()
 
 
-@pytest.fixture
-def page(browser, server):
+def open_page(browser, url: str):
+    """A new browser context on ``url``: (context, page, the script errors and failed requests seen)."""
     context = browser.new_context(viewport={"width": 1280, "height": 860})
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.goto(server.url + "/")
+    page.goto(url)
+    return context, page, errors
+
+
+@pytest.fixture
+def page(browser, server):
+    context, page, errors = open_page(browser, server.url + "/")
     page.console_errors = errors  # a test expecting a refused request removes it
     yield page
     context.close()
@@ -261,3 +284,34 @@ def test_api_docs_render_offline(browser, server):
     assert "/api/search" in paths and "/api/index" in paths
     shot(page, "11-api-docs")
     context.close()
+
+
+def test_with_a_key_the_page_asks_for_it_once_then_works(browser, keyed_server):
+    expect = playwright_api.expect
+    context, page, errors = open_page(browser, keyed_server.url + "/?q=cat")
+    dialog = page.locator("#key-dialog")
+    expect(dialog).to_be_visible()  # one prompt for the several reads refused at start
+    expect(page.locator("#key-input")).to_be_focused()
+    page.locator("#key-input").fill("wrong")
+    page.keyboard.press("Enter")
+    expect(page.locator("#key-error")).to_have_text("wrong API key")
+    shot(page, "14-key-prompt")
+    page.locator("#key-input").fill("s3cret")
+    page.keyboard.press("Enter")
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#results li .name").first).to_have_text("chelsea_the_cat.jpg")
+    page.wait_for_function(  # <img> sends no header: the session cookie lets thumbnails load
+        "[...document.querySelectorAll('#results img')].every(i => i.complete && i.naturalWidth > 0)"
+    )
+    page.locator("#image-file").set_input_files(str(SAMPLE / "photos" / "chelsea_the_cat.jpg"))
+    expect(page.locator("#query-chip-text")).to_have_text("Similar to chelsea_the_cat.jpg")
+    expect(page.locator("#results li .name").first).to_have_text("chelsea_the_cat.jpg")
+    (cookie,) = context.cookies()
+    assert (cookie["name"], cookie["httpOnly"], cookie["sameSite"]) == ("se_session", True, "Strict")
+    assert "s3cret" not in cookie["value"] and page.evaluate("document.cookie") == ""
+    page.reload()  # signed in: no prompt again
+    expect(page.locator("#results li .name").first).to_have_text("chelsea_the_cat.jpg")
+    expect(dialog).to_be_hidden()
+    context.close()
+    # only the refused reads before signing in, and the wrong key, show as errors
+    assert errors and all("401 (Unauthorized)" in e for e in errors), errors

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 
 from searchengine.errors import NotFound, UnsupportedImage
 from searchengine.imaging import MEDIA_TYPES
@@ -29,7 +29,11 @@ def _iso(ns: int) -> str:
 
 
 def detail(service: Service, rec: ImageRecord) -> schemas.ImageDetail:
-    """Everything the index knows of one image: file facts, text, library, duplicates."""
+    """Everything the index knows of one image: file facts, text, library, duplicates.
+
+    :raises Forbidden: the file leads outside every indexed folder (see :meth:`Service.check_inside`).
+    """
+    service.check_inside(rec, "its facts and text are not served")
     store = service.store()
     text = store.text.of(rec.id).as_dict()
     library = store.library.of(rec.id)
@@ -57,7 +61,7 @@ def detail(service: Service, rec: ImageRecord) -> schemas.ImageDetail:
     )
 
 
-@router.get("/api/images/lookup", response_model=schemas.ImageDetail, responses=ERRORS)
+@router.get("/api/images/lookup", response_model=schemas.ImageDetail, responses=SERVED)
 def image_by_path(
     service: ServiceDep,
     path: Annotated[str, Query(max_length=4096, description="An indexed file's path.")],
@@ -69,7 +73,7 @@ def image_by_path(
     return detail(service, rec)
 
 
-@router.get("/api/images/{image_id}", response_model=schemas.ImageDetail, responses=ERRORS)
+@router.get("/api/images/{image_id}", response_model=schemas.ImageDetail, responses=SERVED)
 def image(service: ServiceDep, image_id: ImageId):
     """File facts, caption, tags and OCR lines (with boxes) of one image."""
     return detail(service, service.record(image_id))
@@ -78,22 +82,28 @@ def image(service: ServiceDep, image_id: ImageId):
 @router.get(
     "/api/images/{image_id}/thumbnail",
     response_class=FileResponse,
-    responses={**SERVED, 200: {"content": {"image/webp": {}}}},
+    responses={**SERVED, 200: {"content": {"image/webp": {}}}, 503: {"model": schemas.Error}},
 )
 def thumbnail(
     service: ServiceDep,
     image_id: ImageId,
     size: Annotated[int, Query(ge=16, le=1024, description="Longest side in pixels.")] = 256,
 ):
-    """A WebP thumbnail, made on first request and cached with the index."""
+    """A WebP thumbnail, made on first request and cached with the index (503: busy decoding others).
+
+    Shared caches may keep it only when anyone may read it: behind a key it is ``private``.
+    """
     rec = service.record(image_id)
     try:
-        path = service.thumbnail(rec, size)
+        thumb = service.thumbnail(rec, size)
     except UnsupportedImage as exc:
         raise NotFound(f"image {image_id} cannot be read any more ({exc}): re-index its folder") from None
-    return FileResponse(
-        path, media_type="image/webp", headers={"Cache-Control": "public, max-age=86400, immutable"}
-    )
+    settings = service.settings
+    who = "private" if settings.api_key and not settings.public_reads else "public"
+    headers = {"Cache-Control": f"{who}, max-age=86400, immutable"}
+    if isinstance(thumb, bytes):  # the index folder cannot hold it (read-only, disk full)
+        return Response(thumb, media_type="image/webp", headers=headers)
+    return FileResponse(thumb, media_type="image/webp", headers=headers)
 
 
 @router.get(

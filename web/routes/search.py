@@ -8,7 +8,6 @@ from typing import Annotated
 from fastapi import APIRouter, File, HTTPException, Query, UploadFile
 
 from searchengine.errors import ImageTooLarge, UnsupportedImage
-from searchengine.imaging import load_image
 from searchengine.search import build_request
 from web import schemas
 from web.deps import ServiceDep
@@ -72,7 +71,12 @@ def search(service: ServiceDep, params: Annotated[schemas.SearchParams, Query()]
 @router.post(
     "/api/search",
     response_model=schemas.SearchResponse,
-    responses={**ERRORS, 413: {"model": schemas.Error}, 415: {"model": schemas.Error}},
+    responses={
+        **ERRORS,
+        413: {"model": schemas.Error},
+        415: {"model": schemas.Error},
+        503: {"model": schemas.Error, "description": "Busy decoding other images: try again shortly"},
+    },
 )
 def search_by_image(
     service: ServiceDep,
@@ -81,7 +85,8 @@ def search_by_image(
 ):
     """Search with an uploaded image (alone, or with `q`: "like this, but red")."""
     try:
-        query_image, _ = load_image(image.file, max_pixels=service.settings.max_upload_pixels)
+        limit = min(service.settings.max_upload_pixels, service.settings.max_pixels)  # SE_MAX_PIXELS too
+        query_image, _ = service.decode(image.file, limit)
     except UnsupportedImage as exc:
         status = 413 if isinstance(exc, ImageTooLarge) else 415
         raise HTTPException(status, f"the upload cannot be used as a query image: {exc}") from None

@@ -1,8 +1,19 @@
 // Every request to the HTTP API. Each returns the parsed JSON body, or throws an Error
 // carrying the server's `detail` message (an AbortError for a search made stale).
+import { askForKey } from "./key.js";
 
-async function request(url, options = {}) {
-  const r = await fetch(url, options);
+// Sent with every request. A page on another site cannot send this header without the
+// server's consent (a CORS preflight), so the server takes it as proof that a request
+// comes from this page; without it a POST (even a search by image) is refused.
+const HEADERS = { "X-Requested-With": "searchengine-page" };
+let signingIn = null;  // one key prompt, however many requests the server refused meanwhile
+
+async function request(url, options = {}, retried = false) {
+  const r = await fetch(url, { ...options, headers: { ...HEADERS, ...options.headers } });
+  if (r.status === 401 && !retried) {  // the server has an API key: ask for it once, then retry
+    signingIn = signingIn || askForKey(signIn).finally(() => { signingIn = null; });
+    if (await signingIn) return request(url, options, true);
+  }
   let body = null;
   try { body = await r.json(); } catch (_) { /* not JSON */ }
   if (!r.ok) {
@@ -34,6 +45,20 @@ export function searchImages(params, image = null) {
 }
 
 export const isAbort = (err) => err.name === "AbortError";
+
+// ---- sign-in: the server checks the key and sets a cookie (images need it: <img> sends no header);
+// the page itself keeps nothing. Resolves to null, or the reason the key was refused.
+async function signIn(key) {
+  const r = await fetch("/api/session", {
+    method: "POST",
+    headers: { ...HEADERS, "Content-Type": "application/json" },
+    body: JSON.stringify({ key }),
+  });
+  if (r.ok) return null;
+  let body = null;
+  try { body = await r.json(); } catch (_) { /* not JSON */ }
+  return (body && typeof body.detail === "string" && body.detail) || `${r.status} ${r.statusText}`;
+}
 
 // ---- the rest -------------------------------------------------------------------------------
 export const getImage = (id) => request(`/api/images/${id}`);
