@@ -230,7 +230,7 @@ def test_duplicate_grouping_precision_and_recall_floor(tmp_path):
     from searchengine.imaging import load_image
     from searchengine.models.registry import create_embedder
 
-    folder = SHARED / "near_duplicates"
+    folder = (SHARED / "near_duplicates").resolve()  # the indexer records resolved roots
     recs = [json.loads(line) for line in (folder / "annotations.jsonl").open()]
     store = Store(tmp_path / "index")
     Indexer(store, create_embedder("offline")).run(folder)
