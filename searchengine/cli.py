@@ -29,7 +29,11 @@ def _settings(index: str | None, model: str | None = None, **over) -> Settings:
         s = replace(s, index_path=Path(index).expanduser())
     if model:
         s = replace(s, model=model)
-    return replace(s, **{k: v for k, v in over.items() if v is not None})
+    s = replace(s, **{k: v for k, v in over.items() if v is not None})
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:  # the index the command works on, for its error messages
+        ctx.meta[_INDEX_KEY] = s.index_path
+    return s
 
 
 index_option = click.option(
@@ -153,7 +157,6 @@ def index(folders, index, model, rebuild, retry_failed, batch_size, captioner, o
         if not Path(folder).expanduser().is_dir():
             raise click.ClickException(f"not a folder: {folder}")
     store = open_store(s.index_path, create=True)
-    click.get_current_context().meta[_INDEX_KEY] = store.dir
     _lock_index(store, wait=wait)  # held across --rebuild and every folder
     if rebuild:
         store.ensure_sound()  # before --rebuild writes (every index run checks for itself)
@@ -222,9 +225,7 @@ def _store(index: str | None):
     """The index named by --index (or SE_INDEX, or the default); it must exist."""
     from searchengine.search import open_store
 
-    path = _settings(index).index_path
-    click.get_current_context().meta[_INDEX_KEY] = path
-    return open_store(path)
+    return open_store(_settings(index).index_path)
 
 
 def _resolve_image(store, ref: str):
@@ -469,7 +470,6 @@ def doctor(index, repair, as_json) -> None:
     from searchengine import doctor as checkup
 
     path = _settings(index).index_path
-    click.get_current_context().meta[_INDEX_KEY] = path
     report = checkup.examine(path)
     done: list[str] = []
     after = report
@@ -736,10 +736,16 @@ def serve(
     from web.service import Service
 
     s = _serve_settings(
-        index, roots, api_key, cors_origins, max_upload_mb, host=host, allow_hosts=allow_hosts, **stages
+        index,
+        roots,
+        api_key,
+        cors_origins,
+        max_upload_mb,
+        host=host,
+        allow_hosts=allow_hosts,
+        public_reads=public_reads or None,
+        **stages,
     )
-    if public_reads:
-        s = replace(s, public_reads=True)
     if not roots and not (s.index_path / DB_NAME).is_file():
         raise click.ClickException(
             f"no index at {s.index_path}: build one with 'searchengine index FOLDER', "

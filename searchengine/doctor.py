@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import re
 import sqlite3
-import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from searchengine.errors import IndexNotBuilt, SearchEngineError
 from searchengine.store import vector_file
-from searchengine.store.db import DB_NAME
+from searchengine.store.db import DB_NAME, is_busy
 from searchengine.store.schema import MIGRATIONS, current_version
 
 Progress = Callable[[str], None]
@@ -228,7 +227,7 @@ def _check_keywords(conn: sqlite3.Connection, report: Checkup) -> None:
                     "index.db is read-only here: the keyword index's own check (which needs the write "
                     "lock) was not done"
                 )
-            elif "locked" in str(exc) or "busy" in str(exc):
+            elif is_busy(exc):
                 report.notes.append(
                     "another process (an index run?) is writing to the index: the keyword index's own "
                     "check was skipped, and vectors.faiss may be out of step until it ends"
@@ -442,7 +441,7 @@ def _empty_keywords(conn: sqlite3.Connection) -> None:
 
 def _renew_vectors(index_dir: Path, progress: Progress) -> list[str]:
     """Mark searchable images without a vector for the next index run, then build FAISS again."""
-    from searchengine.store.db import Store, disk_full_message
+    from searchengine.store.db import Store, disk_full_message, is_disk_full
     from searchengine.store.repair import mark_for_embedding
     from searchengine.store.vector_file import save_problem
     from searchengine.store.vectors import VectorIndex
@@ -451,9 +450,7 @@ def _renew_vectors(index_dir: Path, progress: Progress) -> list[str]:
     try:
         with store.db.atomic():
             marked = mark_for_embedding(store.db.conn)
-            store.db.execute(
-                "INSERT OR REPLACE INTO meta(key, value) VALUES ('generation', ?)", [uuid.uuid4().hex]
-            )
+            store.bump_generation()
         done = [f"marked {marked} image(s) without a vector for the next index run"] if marked else []
         enc = store.encoder()
         if enc is not None:
@@ -461,8 +458,7 @@ def _renew_vectors(index_dir: Path, progress: Progress) -> list[str]:
             try:
                 vi = VectorIndex.rebuild(store, enc.dim, strict=True)
             except OSError as exc:
-                why = save_problem(exc)
-                why = disk_full_message(index_dir) if why == "disk full" else why
+                why = disk_full_message(index_dir) if is_disk_full(exc) else save_problem(exc)
                 done.append(f"vectors.faiss could NOT be saved ({why}); the next search builds it again")
             else:
                 done.append(f"built vectors.faiss again ({vi.ntotal} vectors)")

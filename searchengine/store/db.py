@@ -240,7 +240,7 @@ def database_problem(exc: sqlite3.DatabaseError, index_dir: str | Path | None = 
     """Say what a database error means for the user, and a next step that loses nothing."""
     if is_disk_full(exc):
         return disk_full_message(index_dir)
-    if isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc)):
+    if is_busy(exc):
         return f"the index is busy: another process is writing to it ({exc}); try again when it is done"
     if isinstance(exc, sqlite3.OperationalError) and "readonly" in str(exc):
         if index_dir is not None and _cannot_write(Path(index_dir)) and os.access(index_dir, os.W_OK):
@@ -255,6 +255,11 @@ def database_problem(exc: sqlite3.DatabaseError, index_dir: str | Path | None = 
         f"'searchengine doctor{where}' to see what is wrong and 'searchengine doctor{where} --repair' "
         "to repair it, keeping your tags, collections, metadata, captions and OCR text"
     )
+
+
+def is_busy(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLite saying another connection holds the lock (not damage)."""
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
 
 
 def is_disk_full(exc: BaseException) -> bool:
@@ -293,7 +298,7 @@ def quick_check(conn: sqlite3.Connection, limit: int = 10) -> list[str]:
     try:
         rows = conn.execute(f"PRAGMA quick_check({int(limit)})").fetchall()
     except sqlite3.OperationalError as exc:
-        if is_disk_full(exc) or "locked" in str(exc) or "busy" in str(exc):
+        if is_disk_full(exc) or is_busy(exc):
             raise  # not damage: the caller's message says what it is
         return [str(exc)]
     except sqlite3.DatabaseError as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 
 from searchengine.text import name_and_folder, split_letters_digits
 
@@ -64,3 +65,16 @@ def refresh_document(conn: sqlite3.Connection, image_id: int) -> None:
         f"INSERT INTO search_fts(rowid, {', '.join(COLUMNS)}) VALUES (?,?,?,?,?,?,?)",
         [image_id, *(split_letters_digits(t) for t in fields)],
     )
+
+
+def refresh_all(conn: sqlite3.Connection, progress: Callable[[int, int], None] | None = None) -> int:
+    """Rebuild every image's keyword document (:func:`refresh_document`); returns how many.
+
+    :param progress: called with (done, total) every 5,000 documents.
+    """
+    ids = [r[0] for r in conn.execute("SELECT id FROM images ORDER BY id")]
+    for n, image_id in enumerate(ids, 1):
+        refresh_document(conn, image_id)
+        if progress and n % 5000 == 0:
+            progress(n, len(ids))
+    return len(ids)

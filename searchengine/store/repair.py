@@ -23,7 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from searchengine.store.fts import refresh_document
+from searchengine.store.db import is_busy
+from searchengine.store.fts import refresh_all
 from searchengine.store.schema import current_version, migrate
 from searchengine.store.sql import now
 
@@ -101,7 +102,7 @@ def _hold_writes(old: sqlite3.Connection, progress: Progress) -> bool:
         old.execute("BEGIN IMMEDIATE")
         return True
     except sqlite3.OperationalError as exc:
-        if "locked" in str(exc) or "busy" in str(exc):
+        if is_busy(exc):
             raise IndexBusy(
                 "another process (searchengine serve, import or tag?) is writing to index.db: "
                 "stop it, then repair again"
@@ -312,12 +313,7 @@ def _drop_orphans(new: sqlite3.Connection, result: Salvage) -> None:
 def derive_documents(conn: sqlite3.Connection, progress: Progress) -> int:
     """Derive every image's keyword document again from the tables (inside the caller's
     transaction, on an emptied keyword index); returns how many were written."""
-    ids = [r[0] for r in conn.execute("SELECT id FROM images ORDER BY id")]
-    for n, image_id in enumerate(ids, 1):
-        refresh_document(conn, image_id)
-        if n % 5000 == 0:
-            progress(f"keyword index: {n} of {len(ids)} documents")
-    return len(ids)
+    return refresh_all(conn, lambda n, total: progress(f"keyword index: {n} of {total} documents"))
 
 
 def _finish(new: sqlite3.Connection, progress: Progress) -> None:

@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Callable
 
 from searchengine.errors import SchemaTooNew
-from searchengine.store.fts import refresh_document
+from searchengine.store.fts import refresh_all
 from searchengine.text import name_and_folder, split_letters_digits
 
 SCHEMA_0001 = """
@@ -163,8 +163,7 @@ def _m0002_text(conn: sqlite3.Connection) -> None:
 
 def _m0003_library(conn: sqlite3.Connection) -> None:
     _script(conn, SCHEMA_0003)
-    for (image_id,) in conn.execute("SELECT id FROM images").fetchall():
-        refresh_document(conn, image_id)  # the keyword index gains its metadata column
+    refresh_all(conn)  # the keyword index gains its metadata column
 
 
 #: How the offline captioner's first version wrote its sentences (the only prose ever parsed,
