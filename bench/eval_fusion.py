@@ -2,8 +2,9 @@
 
 Each query of each dev set is run once through the engine's legs with default settings
 (the relevance cutoff included); then every combination of the candidate rules below is
-fused offline and scored by Recall@1, beside each leg alone (the vector leg with its
-cutoff, the keyword leg as ``--mode keyword`` runs it). Each set is left out in turn: the
+fused offline (each leg's hits weighed by their confidence, as the engine weighs them)
+and scored by Recall@1, beside each leg alone (the vector leg with its cutoff, the keyword
+leg as ``--mode keyword`` runs it). Each set is left out in turn: the
 rules are chosen on the others (maximise the worst gap "fused minus the better leg", then
 mean R@1, then the fewest rules) and reported on the set left out.
 
@@ -39,6 +40,7 @@ from searchengine.records import SearchRequest  # noqa: E402
 from searchengine.search import SearchEngine, has_code  # noqa: E402
 from searchengine.search.engine import open_store, resolve_embedder  # noqa: E402
 from searchengine.search.fusion import rrf  # noqa: E402
+from searchengine.search.plan import vector_confidence  # noqa: E402
 
 GRID = {
     "k": [20, 60],
@@ -69,7 +71,7 @@ def record(name: str, index: Path, datasets: Path, step: int) -> list[tuple[str,
         rows = []
         for q in queries:
             parsed = parse_query(q.text)
-            legs, sig, shares, _, _ = engine._run_legs(
+            legs, sig, shares, _, looks = engine._run_legs(
                 SearchRequest(q.text, limit=10), parsed, engine.vectors
             )
             kw, _, kshares, _, _ = engine._run_legs(
@@ -82,6 +84,7 @@ def record(name: str, index: Path, datasets: Path, step: int) -> list[tuple[str,
                 {
                     "legs": legs,
                     "shares": shares,
+                    "vconf": {i: vector_confidence(v) for i, v in looks.items()},
                     "kw": kw.get("keyword", []),
                     "kshares": kshares,
                     "relevant": relevant,
@@ -109,8 +112,13 @@ def weights(r: dict, p: dict) -> dict[str, float]:
     return {"vector": vector, "keyword": keyword}
 
 
-def confidence(shares: dict[int, float], p: dict) -> dict[str, dict[int, float]]:
-    return {"keyword": {i: 1.0 if s >= 1.0 else s * s / p["FULL"] for i, s in shares.items()}}
+def confidence(shares: dict[int, float], p: dict, vconf: dict[int, float] | None = None) -> dict:
+    """Each leg's per-hit confidence as the engine weighs it (the vector leg's by how far a hit
+    stands out, when ``vconf`` is given)."""
+    out = {"keyword": {i: 1.0 if s >= 1.0 else s * s / p["FULL"] for i, s in shares.items()}}
+    if vconf is not None:
+        out["vector"] = vconf
+    return out
 
 
 def r1(rows: list[dict], p: dict, which: str) -> float:
@@ -121,7 +129,8 @@ def r1(rows: list[dict], p: dict, which: str) -> float:
         elif which == "keyword":
             ranked = [f.id for f in rrf({"keyword": r["kw"]}, None, p["k"], confidence(r["kshares"], p))]
         else:
-            ranked = [f.id for f in rrf(r["legs"], weights(r, p), p["k"], confidence(r["shares"], p))]
+            conf = confidence(r["shares"], p, r["vconf"])
+            ranked = [f.id for f in rrf(r["legs"], weights(r, p), p["k"], conf)]
         hits += bool(ranked) and ranked[0] in r["relevant"]
     return hits / len(rows)
 

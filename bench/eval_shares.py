@@ -57,7 +57,8 @@ def measure(store, rows: list[dict], text_of: dict) -> dict[str, tuple[float, fl
                 "hybrid", True, max(mine.values(), default=0.0) >= plan.STRONG_COVERAGE, r["sentence"]
             )
             conf = {"keyword": {i: plan.keyword_confidence(s) for i, s in shares.items()}}
-            fused = rrf(r["legs"], plan.leg_weights(signals).as_dict(), DEFAULT_RRF_K, confidence=conf)
+            both = {**conf, "vector": r["vconf"]}
+            fused = rrf(r["legs"], plan.leg_weights(signals).as_dict(), DEFAULT_RRF_K, confidence=both)
             alone = rrf({"keyword": r["kw"]}, None, DEFAULT_RRF_K, confidence=conf) if r["kw"] else []
             out[variant][0] += bool(fused) and fused[0].id in r["relevant"]
             out[variant][1] += bool(alone) and alone[0].id in r["relevant"]

@@ -41,6 +41,22 @@ def test_scikit_image_photos_found_first(sample_engine, query, expected):
     assert hits[0].path.endswith(expected), [h.path for h in hits]
 
 
+def test_a_hit_holding_the_words_outranks_weak_look_alikes(sample_engine):
+    """Default settings: the coffee beans (the file name holds 'coffee') rank above the cat and
+    the astronaut, kept only as faint look-alikes (rank-only fusion put the cat second)."""
+    names = [h.path.rsplit("/", 1)[1] for h in sample_engine.query("a cup of coffee", limit=10).hits]
+    assert names[:2] == ["coffee.png", "coffee_beans.png"], names
+
+
+@pytest.mark.parametrize("query", ["a cup of coffee", "a rocket", "a horse", "a red sign", "a receipt"])
+def test_relevance_follows_the_ranking_of_one_leg(sample_engine, query):
+    """Within one leg the figure shown never rises down the page (it was each hit's own
+    evidence, against its own null, while the leg ranks by cosine)."""
+    for mode in ("vector", "keyword"):
+        figures = [h.relevance for h in sample_engine.query(query, limit=20, mode=mode).hits]
+        assert figures == sorted(figures, reverse=True), (mode, figures)
+
+
 def test_whole_sample_gallery_indexes_cleanly(sample_engine):
     counts = sample_engine.store.images.counts()
     assert counts.failed == 0 and counts.ok == counts.vectors >= 20

@@ -128,11 +128,13 @@ class SearchEngine:
         legs, signals, shares, cut, looks_like = self._run_legs(request, parsed, vectors)
         weights = plan.leg_weights(signals, request.vector_weight, request.keyword_weight)
         confidence = {"keyword": {i: plan.keyword_confidence(s) for i, s in shares.items()}}
+        if request.min_score is None:  # a cosine floor asks for the cosine order, unweighed
+            confidence["vector"] = {i: plan.vector_confidence(v) for i, v in looks_like.items()}
         fuse = rrf if request.fusion == "rrf" else weighted
         args = (request.rrf_k,) if request.fusion == "rrf" else ()
         fused = fuse(legs, weights.as_dict(), *args, confidence=confidence)
         window = fused[request.offset : request.offset + request.limit]
-        relevance = _relevance(window, looks_like, shares)
+        relevance = _relevance(window, looks_like, shares, weights)
 
         def why(f) -> dict | None:
             if not request.explain:
@@ -236,18 +238,25 @@ class SearchEngine:
             near = calibration.neighbourhood(self.store, vectors, self.embedder)
             evidence, radius = near.evidence(ids, scores, vecs, request.like)
             evidence[np.abs(evidence) < calibration.TIE] = 0.0  # a copy among copies is a neighbour
-            scale, threshold = np.maximum(1.0 - radius, 1e-6), 0.0  # 1: the very image
+            threshold = 0.0
         else:  # the query looks more like the hit than anything unrelated does
             cal = self.calibration(vectors)
             evidence = cal.evidence(scores, vecs)
-            margin = max(cal.margin, 0.0)  # a tiny gallery's margin can be <= 0
-            scale, threshold = evidence + margin, cal.threshold
+            threshold = cal.threshold
+        if not ids:
+            return evidence, threshold, {}
         evidence[~found] = -np.inf
-        looks_like = {
-            i: float(e / d) if e > 0 and d > 0 else 0.0
-            for i, e, d in zip(ids, evidence, np.broadcast_to(scale, evidence.shape), strict=True)
-        }
-        return evidence, threshold, looks_like
+        # every hit is measured against the baseline of the query's best hit (its null, or its
+        # radius), so the figure follows the cosine order the leg ranks by
+        best = int(np.argmax(evidence[: calibration.CANDIDATES]))
+        if not np.isfinite(evidence[best]):
+            return evidence, threshold, dict.fromkeys(ids, 0.0)
+        above = np.where(found, scores - (scores[best] - evidence[best]), 0.0).clip(min=0.0)
+        if request.by_image:  # 1: the very image
+            share = above / max(1.0 - float(radius[best]), 1e-6)
+        else:  # 0.5: as far as the best unrelated query stands out (a tiny gallery's margin can be <= 0)
+            share = above / np.maximum(above + max(self.calibration(vectors).margin, 0.0), 1e-9)
+        return evidence, threshold, dict(zip(ids, share.astype(float).tolist(), strict=True))
 
     def _browse(self, request: SearchRequest) -> SearchPage:
         """No query, only filters: every image that passes them, by path (a catalogue listing)."""
@@ -269,17 +278,19 @@ class SearchEngine:
         )
 
 
-def _relevance(window, looks_like: dict[int, float], shares: dict[int, float]) -> dict[int, float]:
-    """Each hit's relevance in [0, 1], comparable across a page: the evidence of the legs
-    that found it, combined as independent evidence (either may say so). The vector leg's
-    is how far the hit stands above its own null, ``e / (e + margin)``: 0.5 when it stands
-    out as far as the best unrelated query does (:mod:`.cutoff`); for an image query, how
-    far its cosine stands from its neighbourhood radius toward 1 (the same picture); the
-    cosine for a picture with words. The keyword leg's is the share of the query's terms
-    the hit holds."""
+def _relevance(window, looks_like: dict[int, float], shares: dict[int, float], weights) -> dict[int, float]:
+    """Each hit's relevance in [0, 1], comparable across a page: the evidence the fusion
+    weighed, each leg's times its weight (at most 1), combined as independent evidence
+    (either may say so). The vector leg's is how far the hit's cosine stands above the
+    null of the query's best hit, ``e / (e + margin)``: 0.5 when it stands out as far as
+    the best unrelated query does (:mod:`.cutoff`); for an image query, how far its cosine
+    stands from the best hit's neighbourhood radius toward 1 (the same picture); the cosine
+    for a picture with words. Both follow the cosine order the leg ranks by. The keyword
+    leg's is :func:`.plan.keyword_confidence` (the share of the query's terms, squared)."""
+    wv, wk = min(1.0, weights.vector), min(1.0, weights.keyword)
     out = {}
     for f in window:
         v = min(1.0, max(0.0, looks_like.get(f.id, 0.0))) if "vector" in f.legs else 0.0
-        k = min(1.0, max(0.0, shares.get(f.id, 0.0)))
-        out[f.id] = round(1.0 - (1.0 - v) * (1.0 - k), 3)
+        k = plan.keyword_confidence(min(1.0, max(0.0, shares.get(f.id, 0.0))))
+        out[f.id] = round(1.0 - (1.0 - wv * v) * (1.0 - wk * k), 3)
     return out

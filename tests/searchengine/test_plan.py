@@ -6,12 +6,14 @@ import pytest
 
 from searchengine.search.plan import (
     CATALOGUE_VECTOR_WEIGHT,
+    VECTOR_FLOOR,
     WEAK_VECTOR_WEIGHT,
     Signals,
     depth,
     has_code,
     keyword_confidence,
     leg_weights,
+    vector_confidence,
     words_suffice,
 )
 
@@ -52,6 +54,12 @@ def test_leg_weights_scale_the_users_weights():
 @pytest.mark.parametrize(("share", "expected"), [(1.0, 1.0), (0.5, 0.25), (0.75, 0.5625), (0.0, 0.0)])
 def test_keyword_confidence_is_the_squared_share(share, expected):
     assert keyword_confidence(share) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(("share", "expected"), [(1.0, 1.0), (0.3, 0.3), (0.0, VECTOR_FLOOR)])
+def test_vector_confidence_is_the_share_with_a_floor_below_any_keyword_hit(share, expected):
+    assert vector_confidence(share) == pytest.approx(expected)
+    assert VECTOR_FLOOR < keyword_confidence(1 / 30)
 
 
 @pytest.mark.parametrize(
