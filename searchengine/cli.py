@@ -93,7 +93,8 @@ class _ProgressBar:
 
     def start(self, report, todo: int) -> None:
         click.echo(
-            f"{self.folder}: {report.scanned} images, {report.unchanged} unchanged, {todo} to process",
+            f"{self.folder}: {_count(report.scanned, 'image')}, {report.unchanged} unchanged, "
+            f"{todo} to process",
             err=True,
         )
         if todo and not self.quiet:
@@ -155,7 +156,7 @@ def index(folders, index, model, rebuild, retry_failed, batch_size, captioner, o
     s = _settings(index, None, batch_size=batch_size, captioner=captioner, ocr=ocr)
     for folder in folders:
         if not Path(folder).expanduser().is_dir():
-            raise click.ClickException(f"not a folder: {folder}")
+            raise click.ClickException(_not_a_folder(folder, s.index_path, index))
     store = open_store(s.index_path, create=True)
     _lock_index(store, wait=wait)  # held across --rebuild and every folder
     if rebuild:
@@ -211,6 +212,84 @@ def _lock_index(store, wait: bool | None = None) -> None:
     click.get_current_context().call_on_close(lock.release)
 
 
+def _not_a_folder(folder: str, index_path: Path, index: str | None) -> str:
+    """The error for an index FOLDER that is none: when the index still holds images under
+    it (a folder deleted from disk), it says how to take them out."""
+    import shlex
+
+    from searchengine.forget import plan_forget
+    from searchengine.search import open_store
+
+    plain = f"not a folder: {folder}"
+    try:
+        plan = plan_forget(open_store(index_path), [folder])
+    except (SearchEngineError, sqlite3.DatabaseError):  # nothing indexed there, or no index
+        return plain
+    where = f" --index {shlex.quote(index)}" if index else ""
+    kept = plan.with_user_data
+    return (
+        f"{plain}; the index still holds {plan.images:,} image{'' if plan.images == 1 else 's'} under it: "
+        f"remove them with 'searchengine forget {shlex.quote(folder)}{where}'"
+        + (
+            f" ({kept} carry tags, collections or metadata: if the folder moved, index its new place "
+            "first, and forget hands them over)"
+            if kept  # else the work done on them (OCR, captions, vectors) still deserves the hint
+            else " (if the folder moved, index its new place first: it reuses their OCR text and vectors)"
+        )
+    )
+
+
+@cli.command("forget")
+@click.argument("folders", nargs=-1, required=True)
+@index_option
+@click.option(
+    "-y", "--yes", is_flag=True, help="Do not ask before tags, collections or metadata (or every image) go."
+)
+@click.option("--dry-run", is_flag=True, help="Say what would be forgotten; change nothing.")
+@click.option("--wait", is_flag=True, help="If an index run is updating the index, wait for it to end.")
+def forget_(folders, index, yes, dry_run, wait) -> None:
+    """Remove every image under FOLDERS from the index, whether or not they are still on disk.
+
+    The files are not touched; other images, tags, collections and metadata stay. The
+    forgotten images' own tags, collection memberships and imported metadata go with
+    them (kept on their copy when the same image is indexed at one other path): forget
+    asks first when any would go, or when no image would be left (--yes: do not ask).
+    """
+    from searchengine.forget import forget, plan_forget
+
+    store = _store(index)
+    if not dry_run:
+        _lock_index(store, wait=wait)  # no index run meanwhile, and what is shown is what goes
+    plan = plan_forget(store, folders)
+    if dry_run:
+        click.echo(plan.summary(done=False))
+        return
+    confirmed = yes
+    if plan.needs_confirmation and not yes:
+        what = f"{plan.summary(done=False)}: {plan.what_goes()}"
+        if not all(Path(f).is_dir() for f, _ in plan.folders):  # gone: perhaps moved, and then...
+            what += " (if the folder moved, index its new place first: forget then hands them over)"
+        if not _can_ask():
+            raise click.ClickException(f"{what}; nothing was changed: run again with --yes to go ahead")
+        click.echo(what, err=True)
+        if not click.confirm("Forget them?", err=True):
+            raise click.ClickException("nothing was forgotten")
+        confirmed = True
+    done = forget(store, folders, confirmed=confirmed)
+    click.echo(done.summary())
+    for folder, root in done.comes_back:
+        click.echo(
+            f"note: {folder} is still on disk inside the indexed folder {root}: "
+            f"the next 'searchengine index {root}' adds it back",
+            err=True,
+        )
+
+
+def _can_ask() -> bool:
+    """Whether a person can answer a question (stdin is a terminal)."""
+    return sys.stdin is not None and sys.stdin.isatty()
+
+
 def _open_query_image(path: str, max_pixels: int):
     from searchengine.errors import UnsupportedImage
     from searchengine.imaging import load_image
@@ -229,16 +308,31 @@ def _store(index: str | None):
 
 
 def _resolve_image(store, ref: str):
-    """An indexed image by path, relative path or id, or a ClickException saying it is not indexed."""
-    rec = store.images.resolve(ref)
-    if rec is None:
-        raise click.ClickException(f"not in the index: {ref} (index it with 'searchengine index')")
-    return rec
+    """An indexed image as ``import`` matches it (path, path relative to an indexed folder, unique
+    bare file name, id); a clear error when it is not indexed or the name is shared."""
+    return _resolver(store)(ref)
+
+
+def _resolver(store):
+    """The command's :class:`~searchengine.names.ImageResolver` (names read once per command)."""
+    from searchengine.names import ImageResolver
+
+    ctx = click.get_current_context(silent=True)
+    resolver = ctx.meta.get(_RESOLVER_KEY) if ctx is not None else None
+    if resolver is None or resolver.store is not store:
+        resolver = ImageResolver(store)
+        if ctx is not None:
+            ctx.meta[_RESOLVER_KEY] = resolver
+    return resolver
+
+
+#: ``ctx.meta`` key of the command's image resolver.
+_RESOLVER_KEY = "searchengine.resolver"
 
 
 def _searchable(store, ref: str, what: str):
     """Like :func:`_resolve_image`, for an image that must be searchable (it has a vector)."""
-    rec = store.images.resolve(ref)
+    rec = _resolver(store).find(ref)
     if rec is None or rec.status != "ok":
         raise click.ClickException(f"{what}: not a searchable indexed image: {ref}")
     return rec
@@ -337,7 +431,10 @@ def _searchable(store, ref: str, what: str):
     help="Also show each hit's raw rank and score in every leg, and its fused score.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def search(query, index, model, image_file, like, as_json, **options) -> None:
+@click.option(
+    "--paths", "paths_only", is_flag=True, help="Print only the paths, one a line (e.g. for 'tag add TAG -')."
+)
+def search(query, index, model, image_file, like, as_json, paths_only, **options) -> None:
     """Find the images that best match QUERY, best first: by meaning and by words.
 
     Operators: "a phrase" must match exactly; -word pushes matches down; 2:word
@@ -348,15 +445,25 @@ def search(query, index, model, image_file, like, as_json, **options) -> None:
     matched in plain words; --explain adds the raw rank and score in every leg.
     """
     from searchengine.search import SearchEngine, build_request, open_store, resolve_embedder
+    from searchengine.search.request import check_filters
 
     settings = _settings(index)
     store = open_store(settings.index_path)
     image = _open_query_image(image_file, settings.max_pixels) if image_file else None
     like_id = _searchable(store, like, "--like").id if like else None
     request = build_request(query, image=image, like=like_id, **options)
+    check_filters(store, request.filters)  # a typo fails at once, before the encoder loads
     embedder = resolve_embedder(store, model) if request.needs_encoder or model else None
     page = SearchEngine(store, embedder).run(request)
+    if paths_only and not as_json:
+        click.echo("".join(f"{h.path}\n" for h in page.hits), nl=False)
+        return
     _print_page(page, query, str(store.dir), as_json, request)
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    """``1 match``, ``2 matches``, ``0 images``: a count with its noun in the right number."""
+    return f"{n} {one if n == 1 else many or one + 's'}"
 
 
 def _print_page(page, query: str | None, index: str, as_json: bool, request) -> None:
@@ -386,7 +493,7 @@ def _print_page(page, query: str | None, index: str, as_json: bool, request) -> 
     nothing_near = request.by_image and not request.has_text and request.min_score is None
     nothing_near = nothing_near and unfiltered and page.total == 0
     click.echo(
-        f"encoder: {page.encoder}, mode: {page.mode}, {page.total} matches"
+        f"encoder: {page.encoder}, mode: {page.mode}, {_count(page.total, 'match', 'matches')}"
         + (f" (cutoff {page.cutoff:.3f})" if page.cutoff > -1 else ""),
         err=True,
     )
@@ -396,6 +503,9 @@ def _print_page(page, query: str | None, index: str, as_json: bool, request) -> 
             " (--min-score -1 lists the closest anyway)",
             err=True,
         )
+    elif not page.hits and page.total:  # paged past the end
+        last = (page.total - 1) // page.limit * page.limit
+        click.echo(f"nothing at offset {page.offset} (the last page starts at {last})", err=True)
     elif not page.hits:
         click.echo("no results", err=True)
     for key, values in page.facets.items():
@@ -623,7 +733,11 @@ def _print_eval(results: dict) -> None:
 @index_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def show(image, index, as_json) -> None:
-    """Show what the index knows of IMAGE (a path or an id): facts, caption, tags, OCR."""
+    """Show what the index knows of IMAGE: facts, caption, tags, OCR.
+
+    IMAGE is a path, a path relative to an indexed folder, a file name only one indexed
+    image has (as in a catalogue), or an id.
+    """
     store = _store(index)
     rec = _resolve_image(store, image)
     library = store.library.of(rec.id)
@@ -904,7 +1018,10 @@ def duplicates(index, hamming, hamming_loose, cosine, as_json) -> None:
             )
         )
         return
-    click.echo(f"{len(groups)} groups of near duplicates ({sum(map(len, groups))} images)", err=True)
+    click.echo(
+        f"{_count(len(groups), 'group')} of near duplicates ({_count(sum(map(len, groups)), 'image')})",
+        err=True,
+    )
     for n, g in enumerate(groups, start=1):
         click.echo(f"group {n}:")
         for i in g:
@@ -916,30 +1033,110 @@ def tag() -> None:
     """Add or remove your own tags on images (searched by keyword, filtered with --tag)."""
 
 
+_TAG_OPTION = click.option(
+    "-t",
+    "--tag",
+    "named",
+    multiple=True,
+    metavar="TAG",
+    help="A tag, taken as given (repeatable); then every argument is an image.",
+)
+
+
 @tag.command("add")
-@click.argument("image")
-@click.argument("tags", nargs=-1, required=True)
+@click.argument("args", nargs=-1, required=True, metavar="TAG IMAGE...")
+@_TAG_OPTION
 @index_option
-def tag_add(image, tags, index) -> None:
-    """Add TAGS to IMAGE (a path or an id)."""
+def tag_add(args, named, index) -> None:
+    """Add TAG to each IMAGE, as 'collection add NAME IMAGE...' adds to a collection.
+
+    An IMAGE is a path, a path relative to an indexed folder, a file name only one
+    indexed image has, or an id; - reads them from stdin, one a line. Several tags:
+    --tag A --tag B IMAGE... The older form IMAGE TAG... still works for one image.
+    A tag that looks like an image (B.jpg) is refused, unless given with --tag.
+    """
     store = _store(index)
-    rec = _resolve_image(store, image)
-    store.library.add_tags(rec.id, [" ".join(t.split()) for t in tags if t.strip()])
-    click.echo(f"{rec.path}: {', '.join(store.library.user_tags(rec.id))}")
+    recs, tags = _tag_arguments(store, args, named, "add")
+    for rec in recs:
+        store.library.add_tags(rec.id, tags)
+        click.echo(f"{rec.path}: {', '.join(store.library.user_tags(rec.id))}")
 
 
 @tag.command("remove")
-@click.argument("image")
-@click.argument("tags", nargs=-1, required=True)
+@click.argument("args", nargs=-1, required=True, metavar="TAG IMAGE...")
+@_TAG_OPTION
 @index_option
-def tag_remove(image, tags, index) -> None:
-    """Remove TAGS from IMAGE (a path or an id)."""
+def tag_remove(args, named, index) -> None:
+    """Remove TAG from each IMAGE (as for 'tag add'; the older IMAGE TAG... works too)."""
     store = _store(index)
-    rec = _resolve_image(store, image)
-    gone = store.library.remove_tags(rec.id, tags)
-    click.echo(
-        f"{rec.path}: {gone} removed; tags now: {', '.join(store.library.user_tags(rec.id)) or 'none'}"
+    recs, tags = _tag_arguments(store, args, named, "remove")
+    for rec in recs:
+        gone = store.library.remove_tags(rec.id, tags)
+        now = ", ".join(store.library.user_tags(rec.id)) or "none"
+        click.echo(f"{rec.path}: {gone} removed; tags now: {now}")
+
+
+def _tag_arguments(store, args: tuple[str, ...], named: tuple[str, ...], verb: str):
+    """Split ``tag add/remove`` arguments into the images (records) and the tags.
+
+    With --tag every argument is an image. Else the first argument is the tag (TAG
+    IMAGE...), unless it names an indexed image: then it is the older IMAGE TAG...
+    form. A positional tag that looks like an image is refused with the command
+    that does what was likely meant (``tag add A.jpg B.jpg sale`` once tagged A "B.jpg").
+    """
+    from searchengine.names import looks_like_image
+
+    resolve = _resolver(store)
+    args = _with_stdin(args)
+
+    def image_like(ref: str) -> bool:
+        try:
+            return looks_like_image(ref) or ("/" in ref and resolve.find(ref) is not None)
+        except SearchEngineError:  # a name several images share
+            return True
+
+    if named:
+        images, tags = list(args), list(named)
+    elif len(args) < 2:
+        raise click.UsageError(f"give a tag and the images: searchengine tag {verb} TAG IMAGE...")
+    elif resolve.find(args[0]) is None and not image_like(args[0]):
+        images, tags = list(args[1:]), [args[0]]  # TAG IMAGE...
+    else:
+        images, tags = [args[0]], list(args[1:])  # IMAGE TAG... (one image)
+        for t in tags:
+            if image_like(t):
+                raise click.UsageError(_tag_hint(t, args, image_like, verb))
+    tags = [" ".join(t.split()) for t in tags if t.strip()]
+    if not tags or not images:
+        raise click.UsageError(f"give a tag and the images: searchengine tag {verb} TAG IMAGE...")
+    return [resolve(i) for i in images], tags
+
+
+def _tag_hint(tag: str, args, image_like, verb: str) -> str:
+    """Why ``tag`` is refused, and the command that tags every image named."""
+    import shlex
+
+    tags = [shlex.quote(a) for a in args if not image_like(a)]
+    images = " ".join(shlex.quote(a) for a in args if image_like(a))
+    # a first argument that names an image (an id: tag add 5 A.jpg) stays a tag only with --tag
+    bare = len(tags) == 1 and tags[0] != shlex.quote(args[0])
+    named = tags[0] if bare else " ".join(f"--tag {t}" for t in tags) or "--tag TAG"
+    also = f"; to remove a tag named {tag!r}, give it with --tag" if verb == "remove" else ""
+    return (
+        f"{tag!r} looks like an image, not a tag; for several images give the tag first: "
+        f"searchengine tag {verb} {named} {images}{also}"
     )
+
+
+def _with_stdin(args: tuple[str, ...]) -> tuple[str, ...]:
+    """``args`` with ``-`` replaced by the lines of stdin (e.g. piped ``search`` output paths)."""
+    if "-" not in args:
+        return args
+    lines = [line.strip() for line in sys.stdin if line.strip()]
+    out: list[str] = []
+    for a in args:
+        out.extend(lines if a == "-" else [a])
+    return tuple(out)
 
 
 @cli.group()
@@ -980,7 +1177,7 @@ def collection_list(name, index) -> None:
     store = _store(index)
     if name is None:
         for cname, n, created in store.library.collections():
-            click.echo(f"{cname}\t{n} images\tcreated {created}")
+            click.echo(f"{cname}\t{_count(n, 'image')}\tcreated {created}")
         return
     if name not in {c[0] for c in store.library.collections()}:
         raise click.ClickException(f"no collection named {name!r}")
@@ -1020,27 +1217,32 @@ def export(index, fmt, out, beside, overwrite, folder, collection, base_url) -> 
     never modified; existing sidecars are kept unless --overwrite.
     """
     from searchengine.export import records, render, write_xmp
-    from searchengine.records import Filters
+    from searchengine.search.request import build_filters, check_filters
 
     store = _store(index)
-    filters = Filters(
-        folder=str(Path(folder).expanduser().resolve()) if folder else None, collection=collection
-    )
-    ids = store.images.filtered_ids(filters).tolist() if filters.active else None
+    filters = build_filters(folder=folder, collection=collection)
+    check_filters(store, filters)  # an unknown folder or collection: an error, not an empty file
+    ids = store.images.filtered_ids(filters).tolist() if filters else None
+    if filters and not ids:
+        what = " and ".join(
+            ([f"under {filters.folder}"] if filters.folder else [])
+            + ([f"in collection {collection!r}"] if collection is not None else [])
+        )
+        raise click.ClickException(f"nothing to export: no indexed image is {what}")
     items = list(records(store, ids))
     if fmt == "xmp":
         if bool(out) == beside:
             raise click.ClickException("xmp: choose where sidecars go: --out FOLDER or --beside")
         written, skipped = write_xmp(items, Path(out).expanduser() if out else None, overwrite=overwrite)
         click.echo(
-            f"{written} sidecars written"
+            f"{_count(written, 'sidecar')} written"
             + (f", {len(skipped)} existing kept (--overwrite)" if skipped else "")
         )
         return
     text = render(items, fmt, base_url)
     if out:
         Path(out).expanduser().write_text(text, encoding="utf-8", newline="")
-        click.echo(f"{len(items)} images written to {out}", err=True)
+        click.echo(f"{_count(len(items), 'image')} written to {out}", err=True)
     else:
         click.echo(text, nl=False)
 
@@ -1126,10 +1328,9 @@ def tune(
         return
     if not pairs:
         raise click.ClickException("give the PAIRS file to tune on (or --no-adapter)")
-    data = load_pairs(pairs, image_column=image_column, text_column=text_column)
-    click.echo(
-        f"pairs: {data.count} texts for {len(data.images)} images; encoder {base_spec} (frozen)", err=True
-    )
+    data = load_pairs(pairs, image_column=image_column, text_column=text_column, store=store)
+    pairs_read = f"{_count(data.count, 'text')} for {_count(len(data.images), 'image')}"
+    click.echo(f"pairs: {pairs_read}; encoder {base_spec} (frozen)", err=True)
     bar = tqdm(total=len(data.images), unit="img", desc="encoding", file=sys.stderr, disable=quiet)
     feats = extract(base, data, progress=bar.update)
     bar.close()
@@ -1173,7 +1374,7 @@ def _reembed(store, embedder, quiet: bool) -> None:
     n = reembed(store, embedder, progress=bar.update)
     bar.close()
     derived.refresh(store, embedder.id.dim, DuplicateRule.of_index(store))
-    click.echo(f"index: {n} images embedded again with {embedder.id.spec}", err=True)
+    click.echo(f"index: {_count(n, 'image')} embedded again with {embedder.id.spec}", err=True)
 
 
 def _print_tuning(result, data_report: dict) -> None:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import csv
 import re
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from searchengine import strict_json
 from searchengine.errors import BadQuery, SearchEngineError
+from searchengine.names import ImageNames
 
 #: Columns that name the image, tried in this order when none is given.
 IMAGE_COLUMNS = ("path", "file", "image", "image_path", "filename", "file_name", "image_file", "img")
@@ -173,11 +174,7 @@ def import_catalogue(
         raise SearchEngineError(f"no such catalogue file: {path}")
     base = path.resolve().parent
     report = ImportReport(source=f"import:{path.name}")
-    by_path: dict[str, int] = {}
-    by_name: dict[str, list[int]] = defaultdict(list)
-    for image_id, image_path in store.images.searchable_paths():
-        by_path[image_path] = image_id
-        by_name[image_path.rsplit("/", 1)[-1].lower()].append(image_id)
+    names = ImageNames.searchable(store)
     column = None
     writes: list[tuple[int, dict[str, str]]] = []
     try:
@@ -195,16 +192,14 @@ def import_catalogue(
         if not ref:
             report.bad.append((line, f"no value in the image column {column!r}"))
             continue
-        image_id = by_path.get(ref) or by_path.get(str((base / ref).resolve()) if "\x00" not in ref else "")
-        if image_id is None:
-            candidates = by_name.get(ref.replace("\\", "/").rsplit("/", 1)[-1].lower(), [])
-            if len(candidates) > 1:
-                report.ambiguous.append((line, ref, len(candidates)))
-                continue
-            if not candidates:
-                report.unmatched.append((line, ref))
-                continue
-            image_id = candidates[0]
+        candidates = names.find(ref, bases=[base])
+        if len(candidates) > 1:
+            report.ambiguous.append((line, ref, len(candidates)))
+            continue
+        if not candidates:
+            report.unmatched.append((line, ref))
+            continue
+        image_id = candidates[0]
         values = flatten({k: v for k, v in row.items() if k != column and (columns is None or k in columns)})
         report.matched += 1
         report.values += len(values)

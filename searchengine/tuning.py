@@ -17,6 +17,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,6 +26,10 @@ from searchengine.imaging import load_image
 from searchengine.metrics import rank_metrics
 from searchengine.models.adapter import Adapter
 from searchengine.models.base import l2_normalize
+from searchengine.names import ImageNames, ambiguity
+
+if TYPE_CHECKING:
+    from searchengine.store.db import Store
 
 TEXT_COLUMNS = ("captions", "caption", "title", "text", "description", "alt_text")
 BLENDS = (0.0, 0.25, 0.5, 0.75)
@@ -44,9 +49,17 @@ class Pairs:
         return sum(len(t) for t in self.texts)
 
 
-def load_pairs(path: str | Path, image_column: str | None = None, text_column: str | None = None) -> Pairs:
+def load_pairs(
+    path: str | Path,
+    image_column: str | None = None,
+    text_column: str | None = None,
+    store: Store | None = None,
+) -> Pairs:
     """Read pairs from JSONL (``{"file", "captions"}`` records, files relative to it) or a
     catalogue CSV (an image column and a text column, e.g. ``title``).
+
+    :param store: the index: an image value that is no file relative to the pairs file is
+        matched against its images as catalogue import matches it (a bare file name...).
 
     :raises SearchEngineError: unreadable file, unknown format, no usable pair.
     """
@@ -57,6 +70,7 @@ def load_pairs(path: str | Path, image_column: str | None = None, text_column: s
         raise SearchEngineError(f"no such pairs file: {path}")
     base = path.resolve().parent
     pairs = Pairs([], [])
+    names = ImageNames.searchable(store) if store is not None else None
     seen: dict[str, int] = {}
     try:
         rows = list(read_rows(path))
@@ -73,9 +87,12 @@ def load_pairs(path: str | Path, image_column: str | None = None, text_column: s
             pairs.skipped.append((f"line {line}", "no image or no text"))
             continue
         texts = [str(t).strip() for t in (value if isinstance(value, list) else [value]) if str(t).strip()]
-        image = str((base / str(row[icol])).resolve())
         if not texts:
             pairs.skipped.append((f"line {line}", "empty text"))
+            continue
+        image, why = _locate(str(row[icol]), base, names)
+        if image is None:
+            pairs.skipped.append((f"line {line}", why))
             continue
         if image in seen:
             pairs.texts[seen[image]].extend(texts)
@@ -90,6 +107,23 @@ def load_pairs(path: str | Path, image_column: str | None = None, text_column: s
             f"{path}: need at least 4 images with texts to tune, found {len(pairs.images)}{first}"
         )
     return pairs
+
+
+def _locate(ref: str, base: Path, names: ImageNames | None) -> tuple[str | None, str]:
+    """The file an image value names (relative to ``base``, else by the index's ``names``),
+    or None and why not."""
+    try:
+        image = (base / ref.strip()).resolve()
+    except (OSError, RuntimeError, ValueError) as exc:
+        return None, f"not a usable path: {ref!r} ({exc})"
+    if names is None or image.is_file():
+        return str(image), ""
+    ids = names.find(ref, bases=[base])
+    if len(ids) > 1:
+        return None, ambiguity(ref, [names.paths[i] for i in ids])
+    if not ids:
+        return None, f"no file and no indexed image matches {ref!r}"
+    return names.paths[ids[0]], ""
 
 
 @dataclass

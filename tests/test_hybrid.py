@@ -82,7 +82,8 @@ def test_filters_hold_and_still_fill_the_page(gallery):
     assert "chelsea_the_cat.jpg" in names(tagged)
     for h in tagged.hits:
         assert "orange" in engine.store.text.of(h.id).tags
-    assert engine.query("a cat", limit=5, filters=Filters(folder="/nowhere")).hits == []
+    with pytest.raises(SearchEngineError, match="no indexed image under /nowhere"):  # not an empty page
+        engine.query("a cat", limit=5, filters=Filters(folder="/nowhere"))
 
 
 def test_leg_weights_and_weighted_fusion(gallery):

@@ -331,8 +331,8 @@ def test_export_jsonl_and_jsonld(labelled, tmp_path):
     assert "https://cdn.example/img/sub/p000.png" in urls
     product = next(o for o in doc["@graph"] if o["name"] == "Trail Runner X2")
     assert product["embeddedTextCaption"] == "SUMMER SALE" and product["encodingFormat"] == "image/png"
-    r = run("export", "--index", index, "--format", "csv", "--collection", "none-such")
-    assert len(list(csv.DictReader(io.StringIO(r.stdout)))) == 0
+    r = CliRunner().invoke(cli, ["export", "--index", str(index), "--format", "csv", "--collection", "nope"])
+    assert r.exit_code == 1 and "no collection 'nope'" in r.stderr  # an error, not an empty file
 
 
 @pytest.mark.skipif(

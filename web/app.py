@@ -26,7 +26,7 @@ from searchengine.errors import IndexMismatch, IndexNotBuilt, ModelNotFound, Not
 from searchengine.store.db import database_problem, is_disk_full
 from web.deps import admin_dependencies, read_dependencies
 from web.guard import JSON_MAX_BYTES, ForgeryGuard, HostGuard, JSONBodies
-from web.routes import images, index, library, search, session
+from web.routes import forget, images, index, library, search, session
 from web.schemas import Error
 from web.service import Busy, Forbidden, IndexerFactory, Service, Unavailable
 
@@ -121,7 +121,7 @@ def create_app(
         refused[401] = {"model": Error}
     for router in (search.router, images.router, library.router, index.router):
         app.include_router(router, dependencies=reads, responses=refused)
-    for router in (library.admin_router, index.admin_router):
+    for router in (library.admin_router, index.admin_router, forget.admin_router):
         app.include_router(router, dependencies=admin, responses=refused)
     app.include_router(session.router, responses=refused)
 

@@ -16,7 +16,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -373,6 +373,28 @@ class Service:
                 self._job.state, self._job.error = "failed", "the index run could not start"
                 raise
         return self._job
+
+    @contextlib.contextmanager
+    def writer(self) -> Iterator[None]:
+        """Hold the index's writer lock for a change a request makes in its own thread (forget).
+
+        Refused with :class:`Busy` (409) while an index run of this service or of another
+        process holds it. The index lock is re-entrant within a process, so it alone would not
+        keep this service's own runs out: the service's lock is held throughout instead (no
+        run starts meanwhile, and searches by meaning wait for it: the change is short).
+        """
+        with self._lock:
+            if self.indexing:
+                raise Busy("an index run is in progress: try again when it ends (see GET /api/index)")
+            lock = IndexLock(self.index_dir)
+            try:
+                lock.acquire()
+            except IndexBusy as exc:
+                raise Busy(str(exc)) from None
+            try:
+                yield
+            finally:
+                lock.release()
 
     def wait_for_index(self, timeout: float | None = None) -> JobState:
         """Block until the current run ends (tests, benchmarks)."""

@@ -22,6 +22,7 @@ from searchengine.search import plan
 from searchengine.search.fusion import rrf, weighted
 from searchengine.search.hydrate import facets, hydrate
 from searchengine.search.reasons import Asked
+from searchengine.search.request import check_filters
 from searchengine.store.db import DB_NAME, Store, mismatch_error
 from searchengine.store.vectors import VectorCache, VectorIndex
 
@@ -111,10 +112,12 @@ class SearchEngine:
     def run(self, request: SearchRequest) -> SearchPage:
         """Search by meaning and by words at once, fused into one explained, hydrated page.
 
-        :raises BadQuery: the request cannot be answered as asked (see :func:`validate`).
-        :raises NotFound: ``like`` names no searchable image.
+        :raises BadQuery: the request cannot be answered as asked (see :func:`validate`), or a
+            filter names a field no image has (see :func:`.request.check_filters`).
+        :raises NotFound: ``like`` names no searchable image; an unknown collection or folder.
         """
         validate(request)
+        check_filters(self.store, request.filters)  # a typo is an error, not an empty page
         if request.browse:
             return self._browse(request)
         if self.embedder is None and request.needs_encoder:

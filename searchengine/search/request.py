@@ -9,12 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime, time
+from difflib import get_close_matches
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from searchengine.errors import BadQuery
+from searchengine.errors import BadQuery, NotFound
 from searchengine.imaging import normalise_format
 from searchengine.metadata import normalise_key, parse_condition
 from searchengine.records import DEFAULT_RRF_K, Filters, SearchRequest
+
+if TYPE_CHECKING:
+    from searchengine.store.db import Store
 
 INT64 = (-(2**63), 2**63 - 1)
 
@@ -84,6 +89,56 @@ def build_filters(
         collection=collection,
     )
     return filters if filters.active else None
+
+
+def check_filters(store: Store, filters: Filters | None) -> None:
+    """Refuse filters that name what the index does not hold, listing what it does.
+
+    A mistyped field, collection or folder would otherwise give an empty page that
+    reads as "nothing matches" (``price`` typed ``prise``).
+
+    :raises BadQuery: a field condition on a field no image has, or a number compared
+        with a field none of whose values is a number.
+    :raises NotFound: an unknown collection, or a folder no searchable image is under.
+    """
+    if filters is None:
+        return
+    if filters.where:
+        _check_fields(store, filters.where)
+    if filters.collection is not None:
+        names = [name for name, _, _ in store.library.collections()]
+        if filters.collection not in names:
+            listing = _listing(filters.collection, names, "collections")
+            raise NotFound(f"no collection {filters.collection!r}{listing}")
+    if filters.folder and not store.images.any_passing(Filters(folder=filters.folder)):
+        listing = _listing(filters.folder, store.images.roots(), "indexed folders", hint=False)
+        raise NotFound(f"no indexed image under {filters.folder}{listing}")
+
+
+def _check_fields(store: Store, conditions: Sequence) -> None:
+    kinds = store.library.field_kinds([c.key for c in conditions])
+    for cond in conditions:
+        said = f"{cond.key}{cond.op}{cond.value}"
+        if cond.key not in kinds:
+            fields = [row[0] for row in store.library.metadata_fields()]
+            if not fields:
+                raise BadQuery(
+                    f"unknown field {cond.key!r} in {said}: no image has metadata fields yet "
+                    "(import a catalogue: 'searchengine import CATALOGUE')"
+                )
+            raise BadQuery(f"unknown field {cond.key!r} in {said}{_listing(cond.key, fields, 'fields')}")
+        if cond.op not in ("=", "!=") and not kinds[cond.key]:
+            raise BadQuery(f"{said}: no value of {cond.key!r} is a number; compare it with = or !=")
+
+
+def _listing(wanted: str, names: Sequence[str], what: str, hint: bool = True) -> str:
+    """``" (did you mean X?); WHAT: a, b, c"``, or ``": there are no WHAT yet"``."""
+    if not names:
+        return f": there are no {what} yet"
+    close = get_close_matches(wanted, names, n=1, cutoff=0.6) if hint else []
+    mean = f" (did you mean {close[0]}?)" if close else ""
+    shown = ", ".join(names[:50]) + (f" and {len(names) - 50} more" if len(names) > 50 else "")
+    return f"{mean}; {what}: {shown}"
 
 
 def build_request(

@@ -102,7 +102,10 @@ class Images:
 
     def resolve(self, ref: str) -> ImageRecord | None:
         """An indexed image named by its path (absolute, or relative to the working folder) or id."""
-        rec = self.by_path(str(Path(ref).expanduser().resolve())) if "\x00" not in ref else None
+        try:
+            rec = self.by_path(str(Path(ref).expanduser().resolve())) if "\x00" not in ref else None
+        except (OSError, RuntimeError, ValueError):  # ~nosuchuser, a symlink loop
+            rec = None
         if rec is None and ref.strip().isdigit():
             rec = self.by_id([int(ref)]).get(int(ref))
         return rec
@@ -139,6 +142,16 @@ class Images:
 
     def searchable_paths(self) -> list[tuple[int, str]]:
         return self.db.execute("SELECT id, path FROM images WHERE status = 'ok'").fetchall()
+
+    def all_paths(self) -> list[tuple[int, str]]:
+        """Return ``(id, path)`` of every indexed file, failed ones too (they can be shown, tagged)."""
+        return self.db.execute("SELECT id, path FROM images").fetchall()
+
+    def any_passing(self, filters: Filters) -> bool:
+        """Whether some searchable image passes ``filters`` (stops at the first)."""
+        where, params = filter_sql(filters)
+        found = self.db.execute(f"SELECT EXISTS (SELECT 1 FROM images i WHERE {where})", params).fetchone()
+        return bool(found[0])
 
     def filtered_ids(self, filters: Filters) -> np.ndarray:
         """Return the ids (int64) of the searchable images that pass ``filters``, by path."""
@@ -301,18 +314,22 @@ class Images:
                 self.store.bump_generation()
         return gone
 
-    def _hand_over_user_data(self, paths: Sequence[str]) -> int:
-        """Move metadata, user tags and collection memberships of images about to be deleted
-        to the one remaining image with the same content, when there is exactly one and it
-        has none of its own. Returns how many images handed over."""
+    def heirs(self, paths: Sequence[str]) -> dict[int, int]:
+        """Which images at ``paths`` would hand their user data over when deleted, and to which
+        image (old id -> new id): the one remaining searchable image with the same content,
+        when there is exactly one and it has no user data of its own (nor takes another's).
+
+        Reads only: :meth:`delete_paths` applies it, and ``forget`` shows it beforehand.
+        """
         leaving = set(paths)
-        moved = 0
         has_user_data = " OR ".join(
             f"EXISTS (SELECT 1 FROM {t} u WHERE u.image_id = i.id)" for t in USER_TABLES
         )
         rows = self.db.execute(
             f"SELECT i.id, i.path, i.sha256 FROM images i WHERE i.sha256 IS NOT NULL AND ({has_user_data})"
         ).fetchall()
+        out: dict[int, int] = {}
+        taken: set[int] = set()
         for old_id, path, sha in rows:
             if path not in leaving:
                 continue
@@ -326,13 +343,21 @@ class Images:
             if len(heirs) != 1:
                 continue  # gone for good, or copied to several places: nothing to guess
             new_id = heirs[0]
-            if any(
+            if new_id in taken or any(
                 self.db.execute(f"SELECT 1 FROM {t} WHERE image_id = ? LIMIT 1", [new_id]).fetchone()
                 for t in USER_TABLES
             ):
                 continue  # it has user data of its own
+            out[old_id] = new_id
+            taken.add(new_id)
+        return out
+
+    def _hand_over_user_data(self, paths: Sequence[str]) -> int:
+        """Move metadata, user tags and collection memberships of images about to be deleted
+        to their heirs (see :meth:`heirs`). Returns how many images handed over."""
+        moved = self.heirs(paths)
+        for old_id, new_id in moved.items():
             for table in USER_TABLES:
                 self.db.execute(f"UPDATE {table} SET image_id = ? WHERE image_id = ?", [new_id, old_id])
             refresh_document(self.db.conn, new_id)
-            moved += 1
-        return moved
+        return len(moved)

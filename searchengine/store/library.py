@@ -76,6 +76,19 @@ class Library:
             "FROM metadata GROUP BY key ORDER BY key"
         ).fetchall()
 
+    def field_kinds(self, keys: Sequence[str]) -> dict[str, bool]:
+        """Return, for each of ``keys`` some image has, whether any of its values is a number."""
+        out = {}
+        for key in dict.fromkeys(keys):
+            has, numeric = self.db.execute(
+                "SELECT EXISTS (SELECT 1 FROM metadata WHERE key = ?), "
+                "EXISTS (SELECT 1 FROM metadata WHERE key = ? AND num IS NOT NULL)",
+                [key, key],
+            ).fetchone()
+            if has:
+                out[key] = bool(numeric)
+        return out
+
     def of(self, image_id: int) -> LibraryRecord:
         """What users and imports added to one image, and the ids of its near duplicates."""
         return LibraryRecord(

@@ -17,6 +17,7 @@ from searchengine.errors import NotFound, SearchEngineError
 from searchengine.export import records, render
 from searchengine.metadata import import_catalogue
 from searchengine.records import Filters
+from searchengine.search.request import check_filters
 from web import schemas
 from web.deps import ImageId, ServiceDep
 from web.routes import ADMIN_ERRORS, ref
@@ -58,7 +59,10 @@ def duplicates(service: ServiceDep):
 
 @router.get(
     "/api/export",
-    responses={200: {"content": {"text/csv": {}, "application/x-ndjson": {}, "application/ld+json": {}}}},
+    responses={
+        200: {"content": {"text/csv": {}, "application/x-ndjson": {}, "application/ld+json": {}}},
+        404: {"model": schemas.Error, "description": "No such collection"},
+    },
 )
 def export(
     service: ServiceDep,
@@ -66,9 +70,12 @@ def export(
     collection: Annotated[str | None, Query(max_length=200)] = None,
     base_url: Annotated[str | None, Query(max_length=2000)] = None,
 ):
-    """SEO metadata of every image (alt text, title, caption, keywords, OCR text, provenance)."""
+    """SEO metadata of every image (alt text, title, caption, keywords, OCR text, provenance);
+    an unknown collection is a 404 that lists the collections."""
     store = service.store()
-    ids = store.images.filtered_ids(Filters(collection=collection)).tolist() if collection else None
+    filters = Filters(collection=collection) if collection else None
+    check_filters(store, filters)
+    ids = store.images.filtered_ids(filters).tolist() if filters else None
     return Response(
         render(list(records(store, ids)), format, base_url),
         media_type=EXPORT_TYPES[format],
