@@ -131,7 +131,9 @@ class SearchEngine:
         legs, signals, shares, cut, looks_like = self._run_legs(request, parsed, vectors)
         weights = plan.leg_weights(signals, request.vector_weight, request.keyword_weight)
         confidence = {"keyword": {i: plan.keyword_confidence(s) for i, s in shares.items()}}
-        if request.min_score is None:  # a cosine floor asks for the cosine order, unweighed
+        if request.min_score is None and request.by_image != request.has_text:
+            # measured hits count by how far they stand out; a cosine floor (and a picture with
+            # words, which has no null) keeps the vector leg's plain rank order
             confidence["vector"] = {i: plan.vector_confidence(v) for i, v in looks_like.items()}
         fuse = rrf if request.fusion == "rrf" else weighted
         args = (request.rrf_k,) if request.fusion == "rrf" else ()
@@ -283,12 +285,13 @@ class SearchEngine:
 
 def _relevance(window, looks_like: dict[int, float], shares: dict[int, float], weights) -> dict[int, float]:
     """Each hit's relevance in [0, 1], comparable across a page: the evidence the fusion
-    weighed, each leg's times its weight (at most 1), combined as independent evidence
+    weighs (with ``min_score``, or for a picture with words, the fusion ranks the vector
+    leg by rank alone), each leg's times its weight (at most 1), combined as independent evidence
     (either may say so). The vector leg's is how far the hit's cosine stands above the
     null of the query's best hit, ``e / (e + margin)``: 0.5 when it stands out as far as
     the best unrelated query does (:mod:`.cutoff`); for an image query, how far its cosine
     stands from the best hit's neighbourhood radius toward 1 (the same picture); the cosine
-    for a picture with words. Both follow the cosine order the leg ranks by. The keyword
+    for a picture with words. Both follow the vector leg's cosine order. The keyword
     leg's is :func:`.plan.keyword_confidence` (the share of the query's terms, squared)."""
     wv, wk = min(1.0, weights.vector), min(1.0, weights.keyword)
     out = {}

@@ -6,7 +6,7 @@ table test (``tests/searchengine/test_plan.py``). The rules, in words:
 * Keyword hits count by the share of the query's terms they hold, squared
   (:func:`keyword_confidence`); vector hits by how far they stand out
   (:func:`vector_confidence`): a weak look-alike at rank 2 does not outrank a hit that
-  holds the query's words, and the page's relevance figure follows the ranking.
+  holds the query's words, and the page's relevance figure follows the vector leg's order.
 * Words decide: in hybrid mode, when some keyword hit holds at least
   ``STRONG_COVERAGE`` of the query's terms (a name, a title, a code or an invoice line
   found whole), the vector leg weighs ``WEAK_VECTOR_WEIGHT``.
@@ -38,8 +38,8 @@ STRONG_COVERAGE = 0.75
 #: When no image looks like the query, keyword hits count only if one holds this share of
 #: its terms (or the query names a code): one word of a sentence is not evidence.
 WORDS_ALONE = 0.5
-#: The least confidence a kept vector hit counts with: below any keyword hit's (a share of
-#: one term in 30, squared), a tie-break by rank rather than evidence.
+#: The least confidence a kept vector hit counts with: below that of a keyword hit holding
+#: one of up to 31 terms (1/31 squared), a tie-break by rank rather than evidence.
 VECTOR_FLOOR = 0.001
 #: Results fetched per leg come in blocks of this many (the same depth for every page in a block).
 DEPTH_BLOCK = 100
@@ -69,7 +69,7 @@ def vector_confidence(share: float) -> float:
     """A vector hit's confidence: how far it stands out (its relevance share in [0, 1], see
     the engine), at least :data:`VECTOR_FLOOR` so that hits which do not stand out at all
     still keep their cosine order among themselves."""
-    return max(VECTOR_FLOOR, share)
+    return min(1.0, max(VECTOR_FLOOR, share))
 
 
 def keyword_confidence(share: float) -> float:

@@ -56,10 +56,12 @@ def test_keyword_confidence_is_the_squared_share(share, expected):
     assert keyword_confidence(share) == pytest.approx(expected)
 
 
-@pytest.mark.parametrize(("share", "expected"), [(1.0, 1.0), (0.3, 0.3), (0.0, VECTOR_FLOOR)])
-def test_vector_confidence_is_the_share_with_a_floor_below_any_keyword_hit(share, expected):
-    assert vector_confidence(share) == pytest.approx(expected)
-    assert VECTOR_FLOOR < keyword_confidence(1 / 30)
+@pytest.mark.parametrize(
+    ("share", "expected"), [(1.0, 1.0), (1.0000001, 1.0), (0.3, 0.3), (0.0, VECTOR_FLOOR)]
+)
+def test_vector_confidence_is_the_share_between_a_floor_and_one(share, expected):
+    assert vector_confidence(share) == pytest.approx(expected, abs=1e-9)
+    assert VECTOR_FLOOR < keyword_confidence(1 / 31)
 
 
 @pytest.mark.parametrize(
