@@ -26,7 +26,7 @@ from searchengine.imaging import load_image
 from searchengine.metrics import rank_metrics
 from searchengine.models.adapter import Adapter
 from searchengine.models.base import l2_normalize
-from searchengine.names import ImageNames, ambiguity
+from searchengine.names import AmbiguousName, ImageNames
 
 if TYPE_CHECKING:
     from searchengine.store.db import Store
@@ -118,12 +118,13 @@ def _locate(ref: str, base: Path, names: ImageNames | None) -> tuple[str | None,
         return None, f"not a usable path: {ref!r} ({exc})"
     if names is None or image.is_file():
         return str(image), ""
-    ids = names.find(ref, bases=[base])
-    if len(ids) > 1:
-        return None, ambiguity(ref, [names.paths[i] for i in ids])
-    if not ids:
+    try:
+        image_id = names.one(ref, bases=[base])
+    except AmbiguousName as exc:
+        return None, str(exc)
+    if image_id is None:
         return None, f"no file and no indexed image matches {ref!r}"
-    return names.paths[ids[0]], ""
+    return names.paths[image_id], ""
 
 
 @dataclass

@@ -247,7 +247,7 @@ class SearchEngine:
         else:  # the query looks more like the hit than anything unrelated does
             cal = self.calibration(vectors)
             evidence = cal.evidence(scores, vecs)
-            threshold = cal.threshold
+            threshold, margin = cal.threshold, max(cal.margin, 0.0)  # a tiny gallery's can be <= 0
         if not ids:
             return evidence, threshold, {}
         evidence[~found] = -np.inf
@@ -259,8 +259,8 @@ class SearchEngine:
         above = np.where(found, scores - (scores[best] - evidence[best]), 0.0).clip(min=0.0)
         if request.by_image:  # 1: the very image
             share = above / max(1.0 - float(radius[best]), 1e-6)
-        else:  # 0.5: as far as the best unrelated query stands out (a tiny gallery's margin can be <= 0)
-            share = above / np.maximum(above + max(self.calibration(vectors).margin, 0.0), 1e-9)
+        else:  # 0.5: as far as the best unrelated query stands out
+            share = above / np.maximum(above + margin, 1e-9)
         return evidence, threshold, dict(zip(ids, share.astype(float).tolist(), strict=True))
 
     def _browse(self, request: SearchRequest) -> SearchPage:
