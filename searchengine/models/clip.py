@@ -27,6 +27,11 @@ log = logging.getLogger(__name__)
 DEFAULT_ARCH = "ViT-B-32"
 DEFAULT_PRETRAINED = "laion2b_s34b_b79k"
 RANDOM = "random"
+#: Where open_clip 3.x keeps the default weights (``open_clip.get_pretrained_cfg``; a test checks
+#: they agree): ``models`` and picking the default encoder then need no open_clip import (seconds).
+KNOWN_PRETRAINED: dict[tuple[str, str], dict[str, str]] = {
+    (DEFAULT_ARCH, DEFAULT_PRETRAINED): {"hf_hub": "laion/CLIP-ViT-B-32-laion2B-s34B-b79K/", "url": ""},
+}
 
 
 def cached_weights(arch: str, pretrained: str) -> Path | None:
@@ -39,9 +44,11 @@ def cached_weights(arch: str, pretrained: str) -> Path | None:
         return None
     if Path(pretrained).expanduser().is_file():
         return Path(pretrained).expanduser()
-    import open_clip
+    cfg = KNOWN_PRETRAINED.get((arch, pretrained))
+    if cfg is None:
+        import open_clip
 
-    cfg = open_clip.get_pretrained_cfg(arch, pretrained)
+        cfg = open_clip.get_pretrained_cfg(arch, pretrained)
     if not cfg:
         return None
     if cfg.get("hf_hub"):

@@ -17,6 +17,7 @@ import contextlib
 import functools
 import hashlib
 import importlib
+import importlib.util
 import io
 import logging
 import os
@@ -165,9 +166,30 @@ def weights_present() -> bool:
 
 def imagenet_lemmas() -> list[list[str]]:
     """Return, for each of the 1000 ImageNet-1k classes in logit order, its lemmas."""
-    from timm.data import ImageNetInfo
+    return [list(lemmas) for lemmas in _imagenet_lemmas()]
 
-    return [[w.strip() for w in d.split(",") if w.strip()] for d in ImageNetInfo().label_descriptions()]
+
+@functools.cache
+def _imagenet_lemmas() -> tuple[tuple[str, ...], ...]:
+    """timm's ImageNet-1k class descriptions (``ImageNetInfo().label_descriptions()``), read
+    from the text files in the timm package without importing timm (which imports torch:
+    seconds, on every index run); through timm when the files are not where they were."""
+    descriptions = None
+    spec = importlib.util.find_spec("timm")  # finds the package without running it
+    if spec is not None and spec.submodule_search_locations:
+        info = Path(list(spec.submodule_search_locations)[0]) / "data" / "_info"
+        try:
+            synsets = (info / "imagenet_synsets.txt").read_text(encoding="utf-8").splitlines()
+            rows = (info / "imagenet_synset_to_lemma.txt").read_text(encoding="utf-8").splitlines()
+            lemmas = dict(row.split("\t", 1) for row in rows if "\t" in row)
+            descriptions = [lemmas[s] for s in synsets]
+        except (OSError, KeyError, UnicodeDecodeError):
+            descriptions = None
+    if descriptions is None or len(descriptions) != 1000:
+        from timm.data import ImageNetInfo
+
+        descriptions = ImageNetInfo().label_descriptions()
+    return tuple(tuple(w.strip() for w in d.split(",") if w.strip()) for d in descriptions)
 
 
 _classifier_lock = threading.Lock()
@@ -237,6 +259,38 @@ def features_and_probabilities(
     return np.concatenate(feats, axis=1).astype(np.float32), (total / len(backbones)).astype(np.float32)
 
 
+@functools.cache
+def _load_text_tower(device: str):
+    """Return an object whose ``encode(texts, batch_size)`` gives unit MiniLM embeddings."""
+    from searchengine.models.text_tower import MiniLMTextTower
+
+    folder = minilm_path()
+    if device == "cpu":
+        try:
+            return MiniLMTextTower(folder)
+        except (OSError, ValueError, KeyError) as exc:
+            log.warning("numpy text tower unavailable (%s); loading sentence-transformers", exc)
+    return _SentenceTransformerTower(folder, device)
+
+
+class _SentenceTransformerTower:
+    """sentence-transformers' MiniLM (torch), the fallback of the numpy tower."""
+
+    def __init__(self, folder: Path, device: str) -> None:
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        # a local folder, never the hub; no process-wide HF_HUB_OFFLINE (a CLIP or
+        # BLIP load later in the same process may download)
+        self.model = SentenceTransformer(str(folder), device=device, local_files_only=True)
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        return self.model.encode(
+            list(texts), batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True
+        )
+
+
 def _cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "searchengine"
@@ -274,22 +328,14 @@ class ConSEEmbedder:
 
     # -- text tower -------------------------------------------------------
     def _text(self):
+        """The MiniLM text tower: numpy (:mod:`~searchengine.models.text_tower`, no torch, so a
+        one-shot search starts fast), or sentence-transformers if that cannot read the folder."""
         if self._text_model is None:
-            from sentence_transformers import SentenceTransformer
-            from transformers.utils import logging as hf_logging
-
-            hf_logging.disable_progress_bar()
-            # a local folder, never the hub; no process-wide HF_HUB_OFFLINE (a CLIP or
-            # BLIP load later in the same process may download)
-            self._text_model = SentenceTransformer(
-                str(minilm_path()), device=self.device, local_files_only=True
-            )
+            self._text_model = _load_text_tower(self.device)
         return self._text_model
 
     def _encode_sentences(self, texts: Sequence[str]) -> np.ndarray:
-        vecs = self._text().encode(
-            list(texts), batch_size=64, convert_to_numpy=True, normalize_embeddings=True
-        )
+        vecs = self._text().encode(list(texts), batch_size=64)
         return np.asarray(vecs, dtype=np.float32).reshape(len(texts), -1)
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
