@@ -986,17 +986,29 @@ def import_(catalogue, index, image_column, dry_run, as_json) -> None:
     "--cosine", type=click.FloatRange(-1, 1), default=None, help="Embedding agreement [default 0.9]."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def duplicates(index, hamming, hamming_loose, cosine, as_json) -> None:
+@click.option(
+    "--not-duplicates",
+    "apart",
+    is_flag=True,
+    help="Mark IMAGES as not duplicates of each other (remembered: they never group again).",
+)
+@click.option("--undo", is_flag=True, help="With --not-duplicates: take that mark off IMAGES.")
+@click.argument("images", nargs=-1)
+def duplicates(index, hamming, hamming_loose, cosine, as_json, apart, undo, images) -> None:
     """List near-duplicate groups, found at index time.
 
     Thresholds given are kept in the index: the groups are found again now, and by
-    every later index run, with them.
+    every later index run, with them. With --not-duplicates, IMAGES (paths, bare names
+    or ids) are marked as not duplicates first; the mark is kept by content, so it
+    outlives moves and re-indexing.
     """
     from dataclasses import replace as dc_replace
 
     from searchengine.duplicates import DuplicateRule, regroup_if_due
 
     store = _store(index)
+    if apart or undo or images:
+        _not_duplicates(store, images, apart, undo)
     rule = dc_replace(
         DuplicateRule.of_index(store),
         **{
@@ -1026,6 +1038,26 @@ def duplicates(index, hamming, hamming_loose, cosine, as_json) -> None:
         click.echo(f"group {n}:")
         for i in g:
             click.echo(f"  {paths[i].path}")
+
+
+def _not_duplicates(store, images: tuple[str, ...], apart: bool, undo: bool) -> None:
+    """``duplicates --not-duplicates [--undo] IMAGE...``: mark (or unmark) the images."""
+    from searchengine.duplicates import mark_not_duplicates, unmark_not_duplicates
+
+    if not apart:
+        raise click.UsageError("name images only with --not-duplicates (and --undo to take the mark off)")
+    ids = list(dict.fromkeys(_resolve_image(store, ref).id for ref in images))
+    if len(ids) < 2:
+        raise click.UsageError("--not-duplicates: name two or more different images")
+    pairs = len(ids) * (len(ids) - 1) // 2
+    if undo:
+        gone = unmark_not_duplicates(store, ids)
+        if not gone:
+            raise click.ClickException("these images were not marked as not duplicates")
+        click.echo(f"took the mark off {_count(gone, 'pair')}; they group again where alike", err=True)
+        return
+    new = mark_not_duplicates(store, ids)
+    click.echo(f"marked {_count(pairs, 'pair')} as not duplicates ({new} new)", err=True)
 
 
 @cli.group()
@@ -1149,9 +1181,13 @@ def collection() -> None:
 @click.argument("images", nargs=-1, required=True)
 @index_option
 def collection_add(name, images, index) -> None:
-    """Add IMAGES (paths or ids) to collection NAME, creating it if new."""
+    """Add IMAGES to collection NAME, creating it if new.
+
+    An IMAGE is a path, a path relative to an indexed folder, a file name only one indexed
+    image has, or an id; - reads them from stdin, one a line (piped search --paths output).
+    """
     store = _store(index)
-    ids = [_resolve_image(store, i).id for i in images]
+    ids = [_resolve_image(store, i).id for i in _with_stdin(images)]
     added = store.library.add_to_collection(name.strip(), ids)
     click.echo(f"{name}: {added} added")
 
@@ -1161,9 +1197,10 @@ def collection_add(name, images, index) -> None:
 @click.argument("images", nargs=-1, required=True)
 @index_option
 def collection_remove(name, images, index) -> None:
-    """Remove IMAGES (paths or ids) from collection NAME."""
+    """Remove IMAGES (as for 'collection add'; - reads them from stdin) from collection NAME."""
     store = _store(index)
-    gone = store.library.remove_from_collection(name, [_resolve_image(store, i).id for i in images])
+    ids = [_resolve_image(store, i).id for i in _with_stdin(images)]
+    gone = store.library.remove_from_collection(name, ids)
     click.echo(f"{name}: {gone} removed")
 
 

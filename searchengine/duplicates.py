@@ -190,24 +190,18 @@ def find_groups(
     hashes: dict[int, str],
     rule: DuplicateRule,
     texts: dict[int, str] | None = None,
+    apart: set[tuple[int, int]] | None = None,
 ) -> list[list[int]]:
     """Group near duplicates among ``ids`` (int64, rows of unit ``vectors``) by their
     signatures (images without a current one are left out) and OCR ``texts``.
 
+    :param apart: pairs of ids (smaller first) the user marked as not duplicates: never linked.
     :returns: groups of two or more ids, each sorted, groups sorted by first id.
     """
+    from searchengine.store.duplicates import complete_groups
+
     pairs = _pairs(ids, vectors, hashes, rule, texts or {})
-    linked = {(a, b) for _, a, b in pairs}
-    group: dict[int, list[int]] = {}
-    for _, a, b in pairs:  # complete linkage: join two groups only if every cross pair is linked
-        ga, gb = group.get(a, [a]), group.get(b, [b])
-        if ga is gb or not all((min(x, y), max(x, y)) in linked for x in ga for y in gb):
-            continue
-        ga.extend(gb)
-        for x in ga:
-            group[x] = ga
-    unique = {id(g): g for g in group.values()}
-    return sorted((sorted(g) for g in unique.values()), key=lambda g: g[0])
+    return complete_groups([(a, b) for _, a, b in pairs if (a, b) not in (apart or ())])
 
 
 def rehash_stale(store) -> tuple[int, int]:
@@ -252,7 +246,8 @@ def regroup(store, rule: DuplicateRule) -> list[list[int]]:
         seen = store.duplicates.state()
         ids, vecs = store.embeddings.all(enc.dim)
         hashes, texts = store.duplicates.phashes(), store.duplicates.texts()
-    groups = find_groups(ids, vecs, hashes, rule, texts)
+        apart = store.duplicates.apart()
+    groups = find_groups(ids, vecs, hashes, rule, texts, apart)
     store.duplicates.replace(groups, rule.as_dict(), seen)
     return groups
 
@@ -275,3 +270,39 @@ def regroup_if_due(store, rule: DuplicateRule) -> bool:
         log.warning("the duplicate groups may be out of date (a change awaits regrouping): %s", exc)
         return False
     return True
+
+
+def _content_pairs(store, ids: list[int], image: int | None) -> list[tuple[str, str]]:
+    """The pairs of contents (sha256) that ``ids`` name: every pair among them, or, with
+    ``image``, the image and each of them. Unknown or unsearchable ids are a NotFound."""
+    from searchengine.errors import NotFound, SearchEngineError
+
+    members = list(dict.fromkeys(i for i in ids if i != image))
+    if image is None and len(members) < 2:
+        raise SearchEngineError("name at least two different images to mark as not duplicates")
+    if image is not None and not members:
+        raise SearchEngineError("name the images that this image is not a duplicate of")
+    wanted = members + ([image] if image is not None else [])
+    sha = store.duplicates.contents(wanted)
+    missing = [str(i) for i in wanted if i not in sha]
+    if missing:
+        raise NotFound(f"not searchable indexed images: {', '.join(missing[:20])}")
+    if image is not None:
+        return [(sha[image], sha[m]) for m in members]
+    return [(sha[x], sha[y]) for n, x in enumerate(members) for y in members[n + 1 :]]
+
+
+def mark_not_duplicates(store, ids: list[int], image: int | None = None) -> int:
+    """Remember that the images ``ids`` are not duplicates of each other (with ``image``: that
+    it is not a duplicate of any of them). Kept by content, so it outlives moves, re-indexing
+    and regrouping; the stored groups split at once. Returns how many pairs were new."""
+    return store.duplicates.mark_apart(_content_pairs(store, ids, image))
+
+
+def unmark_not_duplicates(store, ids: list[int], image: int | None = None) -> int:
+    """Undo :func:`mark_not_duplicates` for the same images; returns how many marks went.
+    The groups are found again (they are pending until then)."""
+    gone = store.duplicates.unmark_apart(_content_pairs(store, ids, image))
+    if gone:
+        regroup_if_due(store, DuplicateRule.of_index(store))
+    return gone

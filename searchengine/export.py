@@ -20,6 +20,8 @@ import json
 import os
 import re
 import xml.etree.ElementTree as ET
+import zipfile
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -496,16 +498,53 @@ def xmp_packet(r: SeoRecord) -> bytes:
     ).encode("utf-8")
 
 
-def sidecar_path(r: SeoRecord, out_dir: Path | None, full_name: bool = False) -> Path:
+def sidecar_path(r: SeoRecord, out_dir: Path | None, full_name: bool = False, top: str | None = None) -> Path:
     """Where the sidecar of ``r`` goes: ``photo.xmp`` beside the image, or mirrored under
-    ``out_dir``; ``photo.jpg.xmp`` (``full_name``) when another image shares the stem."""
+    ``out_dir`` in a folder named ``top`` (default: its indexed folder's name); ``photo.jpg.xmp``
+    (``full_name``) when another image shares the stem."""
     image = Path(r.path)
     folder = (
         image.parent
         if out_dir is None
-        else out_dir / Path(r.root).name / os.path.relpath(image.parent, r.root)
+        else out_dir / (top or Path(r.root).name) / os.path.relpath(image.parent, r.root)
     )
     return Path(os.path.normpath(folder / ((image.name if full_name else image.stem) + ".xmp")))
+
+
+def sidecars(items: list[SeoRecord], out_dir: Path | None) -> list[tuple[SeoRecord, Path]]:
+    """Each image with where its sidecar goes (:func:`sidecar_path`; the full file name where
+    two images of a folder share a stem; under ``out_dir``, indexed folders of one name go to
+    ``photos``, ``photos (2)``...), alt texts made to differ first."""
+    disambiguate(items)
+    stems = Counter((Path(r.path).parent, Path(r.path).stem) for r in items)
+    tops: dict[str, str] = {}
+    taken: Counter[str] = Counter()
+    for root in sorted({r.root for r in items}):
+        name = Path(root).name
+        taken[name] += 1
+        tops[root] = name if taken[name] == 1 else f"{name} ({taken[name]})"
+    return [
+        (
+            r,
+            sidecar_path(
+                r,
+                out_dir,
+                full_name=stems[(Path(r.path).parent, Path(r.path).stem)] > 1,
+                top=tops[r.root],
+            ),
+        )
+        for r in items
+    ]
+
+
+def xmp_zip(items: list[SeoRecord]) -> bytes:
+    """One XMP sidecar per image in a zip, each at the path ``write_xmp`` gives it below its
+    ``out_dir`` (``photos/sub/shoe.xmp``)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for r, path in sidecars(items, Path(".")):
+            zf.writestr(path.as_posix(), xmp_packet(r))
+    return buf.getvalue()
 
 
 def write_xmp(items: list[SeoRecord], out_dir: Path | None, overwrite: bool = False) -> tuple[int, list[str]]:
@@ -513,14 +552,8 @@ def write_xmp(items: list[SeoRecord], out_dir: Path | None, overwrite: bool = Fa
 
     :param out_dir: None writes beside the images.
     """
-    disambiguate(items)
-    stems: dict[tuple[Path, str], int] = {}
-    for r in items:
-        key = (Path(r.path).parent, Path(r.path).stem)
-        stems[key] = stems.get(key, 0) + 1
     written, skipped = 0, []
-    for r in items:
-        target = sidecar_path(r, out_dir, full_name=stems[(Path(r.path).parent, Path(r.path).stem)] > 1)
+    for r, target in sidecars(items, out_dir):
         if target.exists() and not overwrite:
             skipped.append(str(target))
             continue

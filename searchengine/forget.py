@@ -212,7 +212,9 @@ def _with_user_data(store: Store, folders: tuple, paths: dict[str, int], comes_b
     )
 
 
-def forget(store: Store, folders: Sequence[str], *, confirmed: bool = False) -> ForgetPlan:
+def forget(
+    store: Store, folders: Sequence[str], *, confirmed: bool = False, agreed: int | None = None
+) -> ForgetPlan:
     """Remove every image indexed under ``folders``; returns what was removed.
 
     Holds the index's writer lock (so it never races an index run of another process; a
@@ -222,6 +224,8 @@ def forget(store: Store, folders: Sequence[str], *, confirmed: bool = False) -> 
 
     :param confirmed: drop user data too, or every image; without it, such a plan raises
         :class:`NeedsConfirmation` and nothing changes.
+    :param agreed: with ``confirmed``, the images with user data the user saw in a plan and
+        agreed to lose: more of them now (tagged meanwhile) raises :class:`NeedsConfirmation`.
     :raises IndexBusy: another process is updating the index.
     :raises NothingIndexed: a folder holds no indexed image (nothing changes).
     """
@@ -229,7 +233,8 @@ def forget(store: Store, folders: Sequence[str], *, confirmed: bool = False) -> 
         store.ensure_sound()
         with store.writing():
             plan = plan_forget(store, folders)
-            if plan.needs_confirmation and not confirmed:
+            grew = agreed is not None and plan.with_user_data > agreed
+            if plan.needs_confirmation and (not confirmed or grew):
                 raise NeedsConfirmation(plan)
             store.images.delete_paths(list(plan.paths))
             store.duplicates.mark_pending()

@@ -50,6 +50,10 @@ class Hit:
     :param legs: leg -> ``{"rank", "score"[, "coverage"]}``: why it matched (when asked).
     :param reasons: why it matched in plain words, at most three (:mod:`searchengine.search.reasons`).
     :param duplicates: how many near duplicates of it are indexed.
+    :param product: the imported fields a result card shows besides the title (price,
+        currency, brand, sku: those it has), or None.
+    :param document: a receipt's or invoice's key fields read from its text (kind, issuer,
+        date, number, total, currency: those found), or None when it is not a document.
     """
 
     id: int
@@ -65,6 +69,8 @@ class Hit:
     legs: dict | None = None
     relevance: float | None = None
     reasons: tuple[str, ...] = ()
+    product: dict[str, str] | None = None
+    document: dict[str, str] | None = None
 
     @property
     def name(self) -> str:
@@ -92,6 +98,8 @@ class Hit:
             "title": self.title,
             "duplicates": self.duplicates,
             "legs": self.legs,
+            "product": self.product,
+            "document": self.document,
         }
 
 
@@ -316,6 +324,7 @@ class SearchRequest:
     :param min_score: cosine a vector hit must reach, instead of the calibrated evidence
         test that applies by default (:mod:`searchengine.search.cutoff`); negative: no cutoff.
     :param facets: metadata fields whose values to count over the whole result set.
+    :param facet_top: how many values of each to count, most frequent first.
     :param explain: keep each hit's place in every leg.
     """
 
@@ -332,6 +341,7 @@ class SearchRequest:
     filters: Filters | None = None
     min_score: float | None = None
     facets: tuple[str, ...] = ()
+    facet_top: int = 20
     explain: bool = False
 
     @property

@@ -106,6 +106,24 @@ def test_unknown_collection_is_an_error_listing_the_collections(shop):
     assert "p000.png" in ok("search", "--index", index, "--collection", "spring").stdout
 
 
+def test_unknown_tag_is_an_error_listing_the_tags(shop):
+    root, index = shop
+    ok("tag", "add", "bestseller", root / "p001.png", "--index", index)
+    r = cli_run("search", "--index", index, "--tag", "bestseler")
+    assert r.exit_code == 1 and "no results" not in r.output
+    assert "no image is tagged 'bestseler' (did you mean bestseller?); tags:" in r.stderr
+    assert "p001.png" in ok("search", "--index", index, "--tag", "BestSeller").stdout  # any case
+
+    from tests.web.conftest import make_client
+
+    client = make_client(index)
+    r = client.get("/api/search", params={"tag": "bestseler"})
+    assert r.status_code == 404 and "did you mean bestseller?" in r.json()["detail"]
+    filters = client.get("/api/filters").json()  # your tags are offered as filters too
+    assert filters["tags"][0] == {"value": "bestseller", "count": 1}
+    client.app.state.service.close()
+
+
 # -- 3. export of an unknown folder or collection ---------------------------------------------
 def test_export_refuses_an_unknown_folder_or_collection(shop, tmp_path):
     root, index = shop
@@ -145,6 +163,11 @@ def test_tag_add_with_several_images_is_unambiguous(shop):
     assert found == f"{root / 'p002.png'}\n{root / 'p003.png'}\n"
     ok("tag", "add", "northwind", "-", "--index", index, stdin=found)  # search --paths | tag add TAG -
     assert user_tags(index, root / "p003.png") == ["northwind"]
+    ok("collection", "add", "winter", "-", "--index", index, stdin=found)  # the same for collections
+    winter = lambda: ok("search", "--index", index, "--collection", "winter", "--paths").stdout  # noqa: E731
+    assert winter() == found
+    ok("collection", "remove", "winter", "-", "--index", index, stdin=f"{root / 'p002.png'}\n")
+    assert winter() == f"{root / 'p003.png'}\n"
     ok("tag", "remove", "bestseller", a, b, "--index", index)
     assert user_tags(index, b) == []
     r = cli_run("tag", "remove", a, b, "spring", "--index", index)

@@ -294,6 +294,7 @@ def test_api_forget_happy_path_and_key(api):
         ({"folders": [""]}, 422, "folders"),
         ({"folders": ["/x"], "confirm": "yes"}, 422, "confirm"),
         ({"folders": ["/x"], "other": 1}, 422, "other"),
+        ({"folders": ["/x"], "confirm": True, "agreed": -1}, 422, "agreed"),
         ({"folders": ["/no/such/folder"]}, 404, "nothing is indexed under /no/such/folder"),
         ({"folders": ["~nosuchuser/x"]}, 404, "nothing is indexed under ~nosuchuser/x"),  # not a 500
     ],
@@ -319,6 +320,24 @@ def test_api_forget_needs_confirm_when_user_data_would_go(api):
     assert r.status_code == 200 and r.json()["tagged"] == 1
     assert paths_in(index) == {str(p) for p in drop.rglob("*.png")}
     assert client.get("/api/collections").json()[0]["images"] == 0  # the collection stays, empty
+
+
+def test_api_forget_confirms_only_the_user_data_the_plan_showed(api):
+    client, keep, drop, index = api
+    key = {"X-API-Key": "k"}
+    plan = client.post("/api/forget/plan", json={"folders": [str(keep)]}, headers=key).json()
+    assert plan["with_user_data"] == 1 and len(paths_in(index)) == 9  # a plan changes nothing
+    # meanwhile (another tab) one more image of the folder gets a tag
+    others = client.get("/api/search", params={"folder": str(keep), "limit": 50}).json()["results"]
+    untagged = [h["id"] for h in others if not client.get(f"/api/images/{h['id']}").json()["user_tags"]]
+    tagged = client.post("/api/tags", json={"ids": untagged[:1], "tags": ["new"]}, headers=key)
+    assert tagged.status_code == 200
+    body = {"folders": [str(keep)], "confirm": True, "agreed": plan["with_user_data"]}
+    r = client.post("/api/forget", json=body, headers=key)
+    assert r.status_code == 409 and r.json()["with_user_data"] == 2, r.text
+    assert len(paths_in(index)) == 9  # nothing went
+    r = client.post("/api/forget", json={**body, "agreed": 2}, headers=key)
+    assert r.status_code == 200 and r.json()["tagged"] == 2
 
 
 def test_api_forget_refused_while_the_index_is_being_written(api):

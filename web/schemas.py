@@ -66,6 +66,9 @@ class SearchParams(BaseModel):
         max_length=10,
         description="Count these metadata fields' values among the matches.",
     )
+    facet_limit: int = Field(
+        20, ge=1, le=1000, description="Values counted per facet field, most frequent first."
+    )
     after: date | None = Field(None, description="Modified on or after this day.")
     before: date | None = Field(None, description="Modified on or before this day.")
     min_size: int | None = Field(None, ge=0, le=INT64_MAX, description="Bytes.")
@@ -87,6 +90,26 @@ class Leg(BaseModel):
         None,
         description="Share of query terms the image's text holds (keyword leg only).",
     )
+
+
+class ProductFacts(BaseModel):
+    """The imported fields a result card shows besides the title (null: not imported)."""
+
+    price: str | None = Field(None, description="As imported, e.g. 12.00.")
+    currency: str | None = Field(None, description="As imported, e.g. EUR.")
+    brand: str | None = None
+    sku: str | None = None
+
+
+class DocumentFacts(BaseModel):
+    """A receipt's, invoice's or form's key fields, read from its text (null: not found)."""
+
+    kind: str = Field(description="Receipt, Invoice or Form.")
+    issuer: str | None = None
+    date: str | None = Field(None, description="As printed.")
+    number: str | None = Field(None, description="The invoice or receipt number.")
+    total: str | None = Field(None, description="The amount paid, e.g. 31.00.")
+    currency: str | None = Field(None, description="As written: RM, $, EUR...")
 
 
 class Hit(BaseModel):
@@ -115,6 +138,12 @@ class Hit(BaseModel):
     caption: str | None
     title: str | None = Field(None, description="Product title, from imported metadata.")
     duplicates: int = Field(0, description="How many near duplicates of it are indexed.")
+    product: ProductFacts | None = Field(
+        None, description="Price, currency, brand and SKU from imported metadata (those it has)."
+    )
+    document: DocumentFacts | None = Field(
+        None, description="Issuer, date, number and total when its text reads as a receipt or invoice."
+    )
     legs: dict[str, Leg] | None = Field(
         None, description="Details of why it matched: its raw rank and score in each leg (with explain)."
     )
@@ -141,7 +170,8 @@ class SearchResponse(BaseModel):
     )
     took_ms: float
     facets: dict[str, list[Count]] = Field(
-        default_factory=dict, description="Value counts among all matches."
+        default_factory=dict,
+        description="Value counts among all matches, most frequent first (facet_limit per field).",
     )
     results: list[Hit]
 
@@ -305,8 +335,17 @@ class Collection(BaseModel):
     created_at: str
 
 
+class DuplicateImage(Ref):
+    """A member of a near-duplicate group, with what tells copies apart at a glance."""
+
+    size: int
+    width: int | None
+    height: int | None
+    format: str | None
+
+
 class DuplicateGroup(BaseModel):
-    images: list[Ref]
+    images: list[DuplicateImage]
 
 
 class ImportResult(BaseModel):
@@ -335,3 +374,44 @@ class SessionRequest(BaseModel):
 class Session(BaseModel):
     key_required: bool = Field(description="Whether reads need the key (a key is set, reads not public).")
     signed_in: bool = Field(description="Whether this request carries the key or a valid session cookie.")
+
+
+# -- the page's selection and folders (bulk tags, forget plan) ---------------------------------
+class BulkTagsRequest(BaseModel):
+    """Tags and the images they go on (or come off)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[Annotated[int, Field(ge=1, le=INT64_MAX)]] = Field(min_length=1, max_length=10_000)
+    tags: list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]] = (
+        Field(min_length=1, max_length=50)
+    )
+
+    _clean = field_validator("tags")(_no_nul)
+
+
+class BulkTagsResult(BaseModel):
+    images: int = Field(description="Images the tags were applied to.")
+    tags: list[str] = Field(description="The tags, as stored (spaces collapsed).")
+    changed: int = Field(description="Image-tag pairs added (or removed); one already so counts nothing.")
+
+
+class FoldersRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    folders: list[Annotated[str, StringConstraints(min_length=1, max_length=4096)]] = Field(
+        min_length=1, max_length=100, description="Indexed folders."
+    )
+
+    _clean = field_validator("folders")(_no_nul)
+
+
+# -- duplicates review (the page's "Not duplicates") ------------------------------------------
+class NotDuplicatesRequest(BaseModel):
+    """Images that are not duplicates of each other; with ``image``: that image is not a
+    duplicate of any of ``ids``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[Annotated[int, Field(ge=1, le=INT64_MAX)]] = Field(min_length=1, max_length=1000)
+    image: int | None = Field(None, ge=1, le=INT64_MAX)

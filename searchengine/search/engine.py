@@ -169,7 +169,7 @@ class SearchEngine:
             mode=request.mode,
             fusion=request.fusion,
             ids=ids,
-            facets=facets(self.store, ids, request.facets),
+            facets=facets(self.store, ids, request.facets, request.facet_top),
             encoder=self.encoder.spec if self.encoder else None,
             generation=vectors.generation if vectors is not None else None,
         )
@@ -278,7 +278,7 @@ class SearchEngine:
             mode="browse",
             fusion="none",
             ids=ids,
-            facets=facets(self.store, ids, request.facets),
+            facets=facets(self.store, ids, request.facets, request.facet_top),
             encoder=self.encoder.spec if self.encoder else None,
         )
 

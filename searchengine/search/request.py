@@ -99,7 +99,8 @@ def check_filters(store: Store, filters: Filters | None) -> None:
 
     :raises BadQuery: a field condition on a field no image has, or a number compared
         with a field none of whose values is a number.
-    :raises NotFound: an unknown collection, or a folder no searchable image is under.
+    :raises NotFound: an unknown collection, a tag no searchable image carries, or a
+        folder no searchable image is under.
     """
     if filters is None:
         return
@@ -110,6 +111,10 @@ def check_filters(store: Store, filters: Filters | None) -> None:
         if filters.collection not in names:
             listing = _listing(filters.collection, names, "collections")
             raise NotFound(f"no collection {filters.collection!r}{listing}")
+    for tag in filters.tags:
+        if not store.images.any_passing(Filters(tags=(tag,))):
+            listing = _listing(tag.lower(), [t for t, _ in store.text.tags(1000)], "tags")
+            raise NotFound(f"no image is tagged {tag!r}{listing}")
     if filters.folder and not store.images.any_passing(Filters(folder=filters.folder)):
         listing = _listing(filters.folder, store.images.roots(), "indexed folders", hint=False)
         raise NotFound(f"no indexed image under {filters.folder}{listing}")
@@ -155,6 +160,7 @@ def build_request(
     keyword_weight: float = 1.0,
     min_score: float | None = None,
     facets: Sequence[str] = (),
+    facet_top: int = 20,
     explain: bool = False,
     **filters,
 ) -> SearchRequest:
@@ -173,5 +179,6 @@ def build_request(
         filters=build_filters(**filters),
         min_score=min_score,
         facets=tuple(dict.fromkeys(normalise_key(f) for f in facets if f.strip())),
+        facet_top=facet_top,
         explain=explain,
     )

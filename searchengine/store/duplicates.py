@@ -6,6 +6,10 @@ only storing new groups clears the mark. The groups also remember the store gene
 they were found at, so a vector change by any writer makes them pending too. A run that
 dies between its last commit and regrouping leaves the mark, and the next run (or
 ``searchengine duplicates``) regroups although it has nothing else to do.
+
+Pairs the user marked "not duplicates" are kept by content (the two files' sha256), not by
+image id: the mark outlives a move, a re-index and a regrouping with other thresholds, and
+every copy of a file shares it. Stored groups never hold such a pair (see :meth:`Duplicates.replace`).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from searchengine.store.sql import rows_for
+from searchengine.store.sql import now, rows_for
 
 if TYPE_CHECKING:
     from searchengine.store.db import Store
@@ -24,6 +28,9 @@ if TYPE_CHECKING:
 #: Meta keys: the pending mark (a fresh token per mark) and the generation grouped at.
 PENDING_KEY = "regroup_pending"
 GROUPED_KEY = "grouped_generation"
+
+#: A pair of image ids, smaller first.
+Pair = tuple[int, int]
 
 #: What the groups were found from: (pending token, store generation), see :meth:`Duplicates.state`.
 GroupState = tuple[str | None, str]
@@ -90,13 +97,15 @@ class Duplicates:
                 )
                 if token is not None:
                     self.db.execute("DELETE FROM meta WHERE key = ? AND value = ?", [PENDING_KEY, token])
-            for group in groups:
-                gid = min(group)
-                for image_id in group:
-                    self.db.execute(
-                        "INSERT INTO duplicates(image_id, group_id) VALUES (?, ?)", [image_id, gid]
-                    )
+            self._insert(split_groups(groups, self.apart()))  # a mark made since they were found holds
             self.db["meta"].upsert({"key": "duplicates", "value": json.dumps(params)}, pk="key")
+
+    def _insert(self, groups: Sequence[Sequence[int]]) -> None:
+        for group in groups:
+            gid = min(group)
+            self.db.conn.executemany(
+                "INSERT INTO duplicates(image_id, group_id) VALUES (?, ?)", [(i, gid) for i in group]
+            )
 
     def groups(self) -> list[list[int]]:
         """Every group, members by id, groups by their smallest id."""
@@ -120,3 +129,88 @@ class Duplicates:
         ):
             members.setdefault(gid, []).append(image_id)
         return {i: [m for m in members[g] if m != i] for i, g in rows}
+
+    # -- "not duplicates", as the user said ------------------------------------------
+    def apart(self) -> set[Pair]:
+        """Every pair of indexed images whose contents the user marked as not duplicates."""
+        rows = self.db.execute(
+            "SELECT x.id, y.id FROM not_duplicates n JOIN images x ON x.sha256 = n.a "
+            "JOIN images y ON y.sha256 = n.b WHERE x.id != y.id"
+        )
+        return {(min(x, y), max(x, y)) for x, y in rows}
+
+    def contents(self, ids: Sequence[int]) -> dict[int, str]:
+        """The content hash (sha256) of each of ``ids`` that is a searchable image."""
+        rows = self.db.execute(
+            "SELECT id, sha256 FROM images WHERE id IN (SELECT value FROM json_each(?)) "
+            "AND status = 'ok' AND sha256 IS NOT NULL",
+            [json.dumps([int(i) for i in ids])],
+        )
+        return dict(rows.fetchall())
+
+    def mark_apart(self, pairs: Sequence[tuple[str, str]]) -> int:
+        """Remember that each pair of contents (sha256) is not a duplicate, and split the stored
+        groups at once; returns how many pairs were new."""
+        with self.store.writing():
+            added = 0
+            for a, b in pairs:
+                cur = self.db.execute(
+                    "INSERT OR IGNORE INTO not_duplicates(a, b, added_at) VALUES (?, ?, ?)",
+                    [min(a, b), max(a, b), now()],
+                )
+                added += cur.rowcount
+            groups = self.groups()
+            self.db.execute("DELETE FROM duplicates")
+            self._insert(split_groups(groups, self.apart()))
+        return added
+
+    def unmark_apart(self, pairs: Sequence[tuple[str, str]]) -> int:
+        """Forget "not duplicates" marks; returns how many there were. The groups are marked
+        pending: only finding them again can join those images."""
+        with self.store.writing():
+            gone = sum(
+                self.db.execute(
+                    "DELETE FROM not_duplicates WHERE a = ? AND b = ?", [min(a, b), max(a, b)]
+                ).rowcount
+                for a, b in pairs
+            )
+            if gone:
+                self.mark_pending()
+        return gone
+
+    def apart_count(self) -> int:
+        """How many pairs of contents are marked as not duplicates."""
+        return self.db.execute("SELECT count(*) FROM not_duplicates").fetchone()[0]
+
+
+def complete_groups(pairs: Sequence[Pair]) -> list[list[int]]:
+    """Join linked pairs into groups, in the order given (closest first), only while every member
+    of a group stays linked to every other one (complete linkage).
+
+    :returns: groups of two or more ids, each sorted, groups sorted by first id.
+    """
+    linked = {(min(a, b), max(a, b)) for a, b in pairs}
+    group: dict[int, list[int]] = {}
+    for a, b in pairs:
+        ga, gb = group.get(a, [a]), group.get(b, [b])
+        if ga is gb or not all((min(x, y), max(x, y)) in linked for x in ga for y in gb):
+            continue
+        ga.extend(gb)
+        for x in ga:
+            group[x] = ga
+    unique = {id(g): g for g in group.values()}
+    return sorted((sorted(g) for g in unique.values()), key=lambda g: g[0])
+
+
+def split_groups(groups: Sequence[Sequence[int]], apart: set[Pair]) -> list[list[int]]:
+    """``groups`` (each complete) without the pairs marked ``apart``: a group holding such a pair
+    splits into the complete groups its other pairs still form (members by id)."""
+    out: list[list[int]] = []
+    for g in groups:
+        g = sorted(g)
+        pairs = [(x, y) for n, x in enumerate(g) for y in g[n + 1 :]]
+        if not any(p in apart for p in pairs):
+            out.append(g)
+        else:
+            out.extend(complete_groups([p for p in pairs if p not in apart]))
+    return sorted(out, key=lambda g: g[0])

@@ -176,3 +176,24 @@ class Library:
     def delete_collection(self, name: str) -> bool:
         with self.db.atomic():
             return self.db.execute("DELETE FROM collections WHERE name = ?", [name]).rowcount > 0
+
+    # -- many images at once (the page's selection) -----------------------------------
+    def tag_images(self, ids: Sequence[int], add: Sequence[str] = (), remove: Sequence[str] = ()) -> int:
+        """Add and remove user tags on many images in one transaction; returns how many
+        (image, tag) pairs changed. A tag an image already has in any case is not added again;
+        removal ignores case, as :meth:`remove_tags`."""
+        changed = 0
+        with self.db.atomic():
+            for image_id in dict.fromkeys(int(i) for i in ids):
+                for tag in add:
+                    changed += self.db.execute(
+                        "INSERT INTO user_tags(image_id, tag, added_at) SELECT ?, ?, ? WHERE NOT EXISTS "
+                        "(SELECT 1 FROM user_tags WHERE image_id = ? AND lower(tag) = lower(?))",
+                        [image_id, tag, now(), image_id, tag],
+                    ).rowcount
+                for tag in remove:
+                    changed += self.db.execute(
+                        "DELETE FROM user_tags WHERE image_id = ? AND lower(tag) = lower(?)", [image_id, tag]
+                    ).rowcount
+                refresh_document(self.db.conn, image_id)
+        return changed

@@ -135,6 +135,19 @@ SCHEMA_0004 = """
 ALTER TABLE captions ADD COLUMN parts TEXT
 """
 
+SCHEMA_0005 = """
+-- Pairs the user said are not duplicates, by content (sha256, a <= b; a = b for two copies
+-- of one file): they are never grouped again, whatever their ids, after a move, a
+-- re-index or a regrouping with other thresholds.
+CREATE TABLE not_duplicates (
+    a        TEXT NOT NULL,
+    b        TEXT NOT NULL,
+    added_at TEXT NOT NULL,
+    PRIMARY KEY (a, b),
+    CHECK (a <= b)
+)
+"""
+
 Migration = Callable[[sqlite3.Connection], None]
 
 
@@ -209,6 +222,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("0002_captions_ocr_fts", _m0002_text),
     ("0003_metadata_tags_collections_duplicates", _m0003_library),
     ("0004_caption_parts", _m0004_caption_parts),
+    ("0005_not_duplicates", lambda conn: _script(conn, SCHEMA_0005)),
 ]
 
 

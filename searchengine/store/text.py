@@ -147,14 +147,23 @@ class Texts:
             "SELECT upper(format), count(*) FROM images WHERE status = 'ok' AND format IS NOT NULL "
             "GROUP BY upper(format) ORDER BY count(*) DESC, 1"
         ).fetchall()
-        tags = self.db.execute(
-            "SELECT lower(t.value), count(*) FROM captions c JOIN images i ON i.id = c.image_id, "
-            "json_each(c.tags) t WHERE i.status = 'ok' GROUP BY lower(t.value) "
-            "ORDER BY count(*) DESC, 1 LIMIT ?",
-            [top_tags],
-        ).fetchall()
         return {
             "folders": sorted(folders.items()),
             "formats": [(f, n) for f, n in formats],
-            "tags": [(t, n) for t, n in tags],
+            "tags": self.tags(top_tags),
         }
+
+    def tags(self, top: int = 100) -> list[tuple[str, int]]:
+        """The ``top`` tags of searchable images with how many images carry each (an image
+        tagged both ways counts once): your own first, then the generated ones, most used
+        first (a tag you gave three images is listed however many caption tags there are)."""
+        rows = self.db.execute(
+            "SELECT tag, count(DISTINCT image_id) FROM ("
+            "SELECT lower(t.value) AS tag, c.image_id AS image_id, 0 AS mine FROM captions c "
+            "JOIN images i ON i.id = c.image_id, json_each(c.tags) t WHERE i.status = 'ok' "
+            "UNION ALL SELECT lower(u.tag), u.image_id, 1 FROM user_tags u "
+            "JOIN images i ON i.id = u.image_id WHERE i.status = 'ok') "
+            "GROUP BY tag ORDER BY max(mine) DESC, count(DISTINCT image_id) DESC, tag LIMIT ?",
+            [top],
+        ).fetchall()
+        return [(t, n) for t, n in rows]

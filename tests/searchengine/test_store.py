@@ -104,8 +104,9 @@ def test_a_version_2_index_upgrades_in_place(tmp_path, tiny_embedder):
     conn.close()
 
     store = Store(tmp_path / "index")
-    assert current_version(store.db.conn) == len(MIGRATIONS) == 4
+    assert current_version(store.db.conn) == len(MIGRATIONS) == 5
     assert "parts" in {c.name for c in store.db["captions"].columns}  # 0004: caption parts
+    assert store.db["not_duplicates"].exists()  # 0005: pairs marked "not duplicates"
     # "a red kite" is not the offline captioner's form: no parts are made up for it
     assert [store.text.of(n).caption_parts for n in (1, 2)] == [None, None]
     assert len(store.text.keyword_search('"kite"', 10)) == 3  # the keyword index was rebuilt with its text

@@ -29,6 +29,13 @@ class ForgetRequest(BaseModel):
 
     folders: list[Folder] = Field(min_length=1, max_length=100, description="Folders whose images go.")
     confirm: StrictBool = Field(False, description="Let the images' tags, collections and metadata go.")
+    agreed: int | None = Field(
+        None,
+        ge=0,
+        le=2**53,
+        description="With confirm: how many images with user data the plan you confirmed showed "
+        "(POST /api/forget/plan); if more have user data now, nothing changes and the answer is 409.",
+    )
 
     @field_validator("folders")
     @classmethod
@@ -87,7 +94,7 @@ def forget_folders(service: ServiceDep, body: ForgetRequest):
     """
     with service.writer():
         try:
-            plan = forget(service.store(), body.folders, confirmed=body.confirm)
+            plan = forget(service.store(), body.folders, confirmed=body.confirm, agreed=body.agreed)
         except NeedsConfirmation as exc:
             return JSONResponse({"detail": str(exc), **exc.plan.as_dict()}, status_code=409)
     return plan.as_dict()

@@ -33,6 +33,7 @@ def run_search(service: Service, params: schemas.SearchParams, image=None) -> sc
         keyword_weight=params.keyword_weight,
         min_score=params.min_score,
         facets=params.facet,
+        facet_top=params.facet_limit,
         explain=params.explain,
         folder=params.folder,
         types=params.type,

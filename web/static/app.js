@@ -4,15 +4,21 @@
 //   state.js   the state object, the query it describes, the URL sync (?q=)
 //   render.js  the results grid, facets, filters, empty and error states
 //   detail.js  the detail panel
+//   library.js selection, tags, collections and folders (select.js, collections.js, folders.js)
+//   review.js  catalogue import, export download, duplicates review (catalogue.js, exports.js, dups.js)
+//   lists.js   the filter lists again after a change, and short notes
 //   dom.js     $ and el helpers
 import { cancelSearch, getFilters, getIndexJob, getStats, isAbort, searchImages, thumbnailUrl } from "./api.js";
 import { closeDetail, openDetail, setupDetail } from "./detail.js";
+import { setupLibrary } from "./library.js";
+import { refreshLists } from "./lists.js";
+import { setupReview } from "./review.js";
 import { $ } from "./dom.js";
 import {
   hideError, renderActiveFilters, renderFilterOptions, renderIndexing, renderIntro, renderRanges,
-  renderResults, setBusy, setChip, showError, showIntro,
+  renderResults, setBusy, setChip, setupFiltersToggle, showError, showIntro,
 } from "./render.js";
-import { hasQuery, params, queryFromUrl, state, syncUrl } from "./state.js";
+import { facetKeysOf, hasQuery, params, queryFromUrl, state, syncUrl } from "./state.js";
 
 function debounce(fn, ms) {
   let t;
@@ -83,17 +89,28 @@ function clearChip() {
 
 // ---- filters and indexing progress -------------------------------------------------------------
 async function loadFilters() {
+  setupFiltersToggle();  // the controls and facets: closed at first on a phone
   try {
     const f = await getFilters();
     renderFilterOptions(f);
-    // fields worth counting: few distinct values, not names or free text; shop fields first
-    const notFacets = ["title", "description", "sku", "id", "name", "url", "captions", "text"];
-    const first = ["brand", "category", "colour", "base_colour", "gender", "article_type", "size"];
-    const rank = (k) => (first.includes(k) ? first.indexOf(k) : first.length);
-    state.facetKeys = f.fields
-      .filter((x) => !x.numeric && !notFacets.includes(x.key) && x.distinct >= 2 && x.distinct <= 60)
-      .map((x) => x.key).sort((a, b) => rank(a) - rank(b)).slice(0, 4);
+    state.facetKeys = facetKeysOf(f.fields);  // every imported field worth counting
     renderRanges(f.fields, actions.search);
+    // a search from the URL ran before the fields were known: again, now with its facets
+    if (state.facetKeys.length && hasQuery()) actions.search();
+  } catch (err) {
+    showError(err.message);
+  }
+}
+
+// a catalogue import brought new fields: new filter lists, facets and ranges, and a new search
+async function fieldsChanged(e) {
+  if (e.detail && e.detail.what !== "metadata") return;
+  try {
+    const { filters } = await refreshLists();
+    state.facetKeys = facetKeysOf(filters.fields);
+    $("ranges").replaceChildren();
+    renderRanges(filters.fields, actions.search);
+    actions.search();
   } catch (err) {
     showError(err.message);
   }
@@ -127,6 +144,9 @@ function init() {
   $("image-file").addEventListener("change", (e) => useImage(e.target.files[0]));
   $("clear-chip").addEventListener("click", clearChip);
   setupDetail({ search: actions.search, findSimilar });  // also: Escape closes the panel
+  setupLibrary(actions);  // select results to tag or collect them; collections and folders views
+  setupReview(actions);  // import a catalogue (preview, apply), export, review near duplicates
+  document.addEventListener("library-changed", fieldsChanged);
 
   document.addEventListener("keydown", (e) => {
     if (e.key === "/" && !["INPUT", "SELECT", "TEXTAREA"].includes(document.activeElement.tagName)) {

@@ -1,5 +1,6 @@
-// The detail panel: preview with the OCR text boxes, caption, tags, product fields, near
-// duplicates, file facts, why it matched; "find similar"; Escape closes it and returns focus.
+// The detail panel: preview with the OCR text boxes, caption, tags, product fields (or a
+// document's key fields), near duplicates, file facts, why it matched; "find similar"; Escape
+// closes it and returns focus.
 import { fileUrl, getImage, thumbnailUrl } from "./api.js";
 import { $, el } from "./dom.js";
 import { relevanceText } from "./render.js";
@@ -101,10 +102,16 @@ function renderDetail(d) {
   const product = $("detail-product");
   product.replaceChildren();
   const fields = Object.entries(d.metadata);
-  $("detail-product-section").hidden = !fields.length;
+  // a receipt or invoice: its key fields as read from its text, when nothing was imported for it
+  const doc = !fields.length && state.detailHit && state.detailHit.document;
+  $("detail-product-section").hidden = !fields.length && !doc;
+  $("detail-product-section").querySelector("h3").textContent = doc ? doc.kind : "Product";
   for (const [k, v] of fields) {
     product.append(el("dt", { text: k.replace(/_/g, " ") }),
       el("dd", { text: v, title: `from ${d.metadata_sources[k] || "import"}` }));
+  }
+  for (const k of doc ? ["issuer", "date", "number", "total", "currency"] : []) {
+    if (doc[k]) product.append(el("dt", { text: k }), el("dd", { text: doc[k], title: "read from its text" }));
   }
   const dups = $("detail-dups");
   dups.replaceChildren();

@@ -5,7 +5,7 @@
 // callbacks, so this module depends on no other part of the page's behaviour.
 import { thumbnailUrl } from "./api.js";
 import { $, el } from "./dom.js";
-import { filtersActive, state } from "./state.js";
+import { filterCount, filtersActive, rangeFieldsOf, state } from "./state.js";
 
 export function setBusy(busy) {
   document.body.classList.toggle("busy", busy);
@@ -21,6 +21,24 @@ function describeQuery() {
   return parts.join(" + ");
 }
 
+// ---- the Filters button: shows or hides the filter controls and the facets --------------------
+// Closed at first on a phone (the results come first), open on wider screens.
+export function setupFiltersToggle() {
+  const button = $("filters-toggle");
+  const show = (open) => {
+    button.setAttribute("aria-expanded", String(open));
+    document.body.classList.toggle("filters-closed", !open);
+  };
+  show(!window.matchMedia("(max-width: 600px)").matches);
+  button.addEventListener("click", () => show(button.getAttribute("aria-expanded") !== "true"));
+}
+
+function renderFilterCount() {
+  const n = filterCount();
+  $("filters-count").textContent = n ? String(n) : "";
+  $("filters-toggle").setAttribute("aria-label", n ? `Filters, ${n} set` : "Filters");
+}
+
 // ---- field filters and facets ------------------------------------------------------------
 // onChange(): run the search again after a filter was added or removed
 export function renderActiveFilters(onChange) {
@@ -32,7 +50,11 @@ export function renderActiveFilters(onChange) {
       onclick: () => { state.where.splice(i, 1); onChange(); },
     }, `${w.replace("=", ": ")} ×`));
   });
+  renderFilterCount();
 }
+
+// a facet with more values than this is a searchable list, not a row of chips
+const CHIPS = 12;
 
 function renderFacets(data, onChange) {
   const box = $("facets");
@@ -40,25 +62,64 @@ function renderFacets(data, onChange) {
   for (const [key, values] of Object.entries(data.facets || {})) {
     const open = values.filter((v) => !state.where.includes(`${key}=${v.value}`));
     if (values.length < 2 || !open.length) continue;
-    const group = el("div", { class: "facet", role: "group", "aria-label": key.replace(/_/g, " ") },
-      el("span", { class: "facet-name", text: key.replace(/_/g, " ") }));
-    for (const v of open.slice(0, 8)) {
-      group.append(el("button", {
-        type: "button", class: "chip-button", title: `Only ${key} ${v.value}`,
-        onclick: () => { state.where.push(`${key}=${v.value}`); onChange(); },
-      }, `${v.value} (${v.count})`));
-    }
-    box.append(group);
+    const pick = (v) => { state.where.push(`${key}=${v.value}`); onChange(); };
+    box.append(open.length > CHIPS ? facetList(key, open, pick) : facetChips(key, open, pick));
   }
 }
 
+function facetChips(key, values, pick) {
+  const name = key.replace(/_/g, " ");
+  const group = el("div", { class: "facet", role: "group", "aria-label": name },
+    el("span", { class: "facet-name", text: name }));
+  for (const v of values) {
+    group.append(el("button", {
+      type: "button", class: "chip-button", title: `Only ${name} ${v.value}`, onclick: () => pick(v),
+    }, `${v.value} (${v.count})`));
+  }
+  return group;
+}
+
+// many values (brands, categories): a box to filter them by what is typed, and the list with counts
+function facetList(key, values, pick) {
+  const name = key.replace(/_/g, " ");
+  const id = `facet-${key.replace(/[^\w-]/g, "_")}`;
+  const input = el("input", {
+    type: "search", id: `${id}-filter`, class: "facet-filter", autocomplete: "off",
+    placeholder: `Filter ${values.length} values`, "aria-controls": `${id}-list`,
+  });
+  const list = el("ul", { id: `${id}-list`, class: "facet-list", "aria-label": `${name}: values and counts` });
+  for (const v of values) {
+    list.append(el("li", {}, el("button", {
+      type: "button", class: "facet-value", title: `Only ${name} ${v.value}`, onclick: () => pick(v),
+    }, el("span", { class: "value", text: v.value }), el("span", { class: "count", text: `${v.count}` }))));
+  }
+  const none = el("p", { class: "facet-none muted", role: "status", text: "" });
+  input.addEventListener("input", () => {
+    const typed = input.value.trim().toLowerCase();
+    let shown = 0;
+    for (const li of list.children) {
+      li.hidden = Boolean(typed) && !li.querySelector(".value").textContent.toLowerCase().includes(typed);
+      if (!li.hidden) shown++;
+    }
+    none.textContent = shown ? "" : `No ${name} matches “${input.value.trim()}”`;
+  });
+  input.addEventListener("keydown", (e) => {  // Enter picks the first value shown
+    const first = [...list.children].find((li) => !li.hidden);
+    if (e.key === "Enter" && first) { e.preventDefault(); first.querySelector("button").click(); }
+  });
+  return el("div", { class: "facet facet-many", role: "group", "aria-labelledby": `${id}-name` },
+    el("label", { class: "facet-name", id: `${id}-name`, for: input.id, text: name }), input, list, none);
+}
+
 // ---- results -----------------------------------------------------------------------------
-// actions: {search(), open(hit), similar(hit)}
+// actions: {search(), open(hit), similar(hit), pick(hit, index) (optional)}
 export function renderResults(data, reset, actions) {
   const list = $("results");
   if (reset) list.replaceChildren();
   const start = list.children.length;
   data.results.forEach((hit, i) => list.append(card(hit, start + i, actions)));
+  // room for a line of product or document facts on every card when any card has them
+  list.classList.toggle("with-facts", state.hits.some((h) => h.product || h.document));
   if (reset) renderFacets(data, actions.search);
   const shown = state.hits.length;
   $("status").textContent = shown
@@ -89,6 +150,7 @@ export function relevanceText(hit) {
   return hit.relevance === null || hit.relevance === undefined ? "" : hit.relevance.toFixed(2);
 }
 
+// actions.pick(hit, index), when set, gives an element put first in the card (e.g. a checkbox)
 function card(hit, index, actions) {
   const figure = relevanceText(hit);
   const reason = (hit.reasons || [])[0] || "";
@@ -119,12 +181,50 @@ function card(hit, index, actions) {
       `${hit.duplicates + 1} copies`)
     : null;
   return el("li", { class: "card", "data-id": hit.id },
+    typeof actions.pick === "function" ? actions.pick(hit, index) : null,
     open,
     badge,
     el("div", { class: "meta" },
-      el("span", { class: "name", title: hit.path, text: label }),
+      el("span", { class: "name", title: hit.title ? `${hit.title}\n${hit.path}` : hit.path, text: label }),
+      cardFacts(hit),
       why),
     similar);
+}
+
+// the price, brand and SKU imported for a product; a document's issuer, date and total
+function cardFacts(hit) {
+  const p = hit.product;
+  if (p) {
+    return el("span", { class: "facts" },  // price and brand, then the SKU on a line of its own
+      p.price ? el("span", { class: "price", text: priceText(p) }) : null,
+      p.price && p.brand ? " · " : "",
+      p.brand ? el("span", { class: "brand", text: p.brand }) : null,
+      (p.price || p.brand) && p.sku ? el("br") : null,
+      p.sku ? el("span", { class: "sku", text: `SKU ${p.sku}` }) : null);
+  }
+  const d = hit.document;
+  if (d) {  // what it is and how much; then when and who issued it
+    const total = d.total ? `total ${d.currency ? d.currency + " " : ""}${d.total}` : "";
+    const about = [d.kind, d.number ? `no. ${d.number}` : "", d.date, total, d.issuer].filter(Boolean).join(" · ");
+    const second = [d.date, d.issuer].filter(Boolean).join(" · ");
+    return el("span", { class: "facts doc", title: about },
+      el("span", { class: "kind", text: d.kind }),
+      total ? " · " : "", total ? el("span", { class: "total", text: total }) : null,
+      second ? el("br") : null, second);
+  }
+  return el("span", { class: "facts" });
+}
+
+// "€12.50" for a price with a currency code, else the price as imported (with its currency)
+function priceText(p) {
+  const n = Number(p.price);
+  if (p.currency && /^[a-z]{3}$/i.test(p.currency.trim()) && Number.isFinite(n)) {
+    try {
+      return new Intl.NumberFormat(undefined, { style: "currency", currency: p.currency.trim().toUpperCase() })
+        .format(n);
+    } catch (_) { /* not a currency the browser knows */ }
+  }
+  return p.currency ? `${p.currency} ${p.price}` : p.price;
 }
 
 // ---- intro, empty and error states ---------------------------------------------------------
@@ -186,7 +286,7 @@ export function renderFilterOptions(f) {
 
 // from/to inputs for up to two numeric fields; onChange(): run the search again
 export function renderRanges(fields, onChange) {
-  for (const x of fields.filter((y) => y.numeric && y.distinct > 2 && y.key !== "year").slice(0, 2)) {
+  for (const x of rangeFieldsOf(fields)) {
     const name = x.key.replace(/_/g, " ");
     const from = el("input", { type: "number", step: "any", "data-key": x.key, "data-op": ">=",
       placeholder: `${x.min}`, "aria-label": `${name} from`, class: "range" });
