@@ -27,6 +27,8 @@ in the store's meta table (a new process does not compute it again).
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -148,7 +150,7 @@ def calibration(store: Store, embedder: Embedder, vectors: VectorIndex) -> Calib
     share = evidence_share(embedder.id.spec)
 
     def compute() -> Calibration:
-        unrelated = np.ascontiguousarray(embedder.embed_texts(list(UNRELATED)), dtype=np.float32)
+        unrelated = unrelated_vectors(store, embedder)
         stored = json.loads(store.get_meta("cutoff") or "{}")
         if all(stored.get(k) == v for k, v in key.items()) and "margin" in stored:
             return Calibration(unrelated, float(stored["margin"]), share)
@@ -158,6 +160,26 @@ def calibration(store: Store, embedder: Embedder, vectors: VectorIndex) -> Calib
         return Calibration(unrelated, value, share)
 
     return vectors.memo(("cutoff", embedder.id.spec), compute)
+
+
+def unrelated_vectors(store: Store, embedder: Embedder) -> np.ndarray:
+    """The :data:`UNRELATED` queries' unit vectors for ``embedder``: embedded once and kept
+    in the store's meta table, so a new process (each CLI search) does not embed them again."""
+    key = {
+        "encoder": embedder.id.spec,
+        "texts": hashlib.sha256("\n".join(UNRELATED).encode()).hexdigest()[:16],
+    }
+    stored = json.loads(store.get_meta("cutoff_unrelated") or "{}")
+    if stored.get("key") == key:
+        try:
+            raw = np.frombuffer(base64.b64decode(stored["vectors"]), dtype=np.float32)
+            return raw.reshape(len(UNRELATED), -1).copy()
+        except (KeyError, ValueError, TypeError):
+            pass  # damaged: embed them again
+    vectors = np.ascontiguousarray(embedder.embed_texts(list(UNRELATED)), dtype=np.float32)
+    value = {"key": key, "vectors": base64.b64encode(vectors.tobytes()).decode()}
+    store.set_meta("cutoff_unrelated", json.dumps(value), wait=False)  # best effort, as the margin
+    return vectors
 
 
 @dataclass(frozen=True, slots=True)

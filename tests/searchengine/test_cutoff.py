@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import zlib
 
@@ -274,3 +275,35 @@ def test_the_sample_spreads_over_sparse_ids(tmp_path):
     left = sorted(r.id for r in store.images.by_id(list(range(1, 400))).values())
     assert len(ids) == 20 and set(ids) <= set(left)
     assert min(ids) == left[0] and max(ids) == left[-1]  # from the first to the last
+
+
+def test_the_unrelated_queries_are_embedded_once_per_encoder_not_per_process(tmp_path):
+    """A CLI search is a new process: the 20 unrelated queries come from the store after the
+    first one, the same vectors; another encoder, or a damaged entry, embeds them again."""
+    from searchengine.search.cutoff import UNRELATED, unrelated_vectors
+
+    class Counting(HashEmbedder):
+        calls = 0
+
+        def embed_texts(self, texts):
+            Counting.calls += 1
+            return super().embed_texts(texts)
+
+    store = Store(tmp_path / "index")
+    first = unrelated_vectors(store, Counting())
+    store.close()
+    store = Store(tmp_path / "index")  # as the next process
+    again = unrelated_vectors(store, Counting())
+    assert Counting.calls == 1 and again.shape == (len(UNRELATED), DIM)
+    np.testing.assert_array_equal(first, again)
+
+    class Other(Counting):
+        id = EncoderId("test", "other", DIM)
+
+    first_other = unrelated_vectors(store, Other())
+    assert Counting.calls == 2
+    entry = json.loads(store.get_meta("cutoff_unrelated"))
+    store.set_meta("cutoff_unrelated", json.dumps({**entry, "vectors": entry["vectors"][:-8]}))  # cut short
+    np.testing.assert_array_equal(unrelated_vectors(store, Other()), first_other)
+    assert Counting.calls == 3
+    store.close()
