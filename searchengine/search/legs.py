@@ -13,7 +13,8 @@ from searchengine.models.base import Embedder
 from searchengine.query import NEGATIVE_STRENGTH, ParsedQuery
 from searchengine.records import Filters
 from searchengine.store.db import Store
-from searchengine.store.vectors import VectorIndex
+from searchengine.store.filters import FilterPassing
+from searchengine.store.vectors import PassingIds, VectorIndex
 from searchengine.text import WORD, fold
 
 Ranked = list[tuple[int, float]]
@@ -59,19 +60,17 @@ def vector_leg(
     """The ``depth`` nearest images to ``qvec`` that pass the filters and hold every quoted phrase."""
     if vectors.ntotal == 0:
         return []
-    allowed = None
-    if filters is not None and filters.active:
-        allowed = store.images.filtered_ids(filters)
     required = parsed.required_match() if parsed is not None else None
-    if required:  # quoted phrases must match: only images whose text has them
-        must = store.text.match_ids(required, filters)
-        allowed = must if allowed is None else np.intersect1d(allowed, must)
-    if allowed is not None:
-        if len(allowed) == 0:
-            return []
-        scores, ids = vectors.search(qvec, min(depth, len(allowed)), allowed=allowed)
+    if required:  # quoted phrases must match: only images whose text has them (and pass the filters)
+        passing = PassingIds(store.text.match_ids(required, filters))
+    elif filters is not None and filters.active:
+        passing = FilterPassing(store.db, filters)
     else:
+        passing = None
+    if passing is None:
         scores, ids = vectors.search(qvec, depth)
+    else:  # a few pass: through a selector; many: unfiltered with over-fetch, filtered after
+        scores, ids = vectors.search_passing(qvec, depth, passing)
     return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -11,6 +11,17 @@ from searchengine.records import EncoderId
 
 if TYPE_CHECKING:
     from searchengine.store.db import Store
+
+
+CHUNK_ROWS = 4096  # rows per fetch: 6 MB of vectors at 384 dimensions
+
+
+def _fill(rows: list, ids: np.ndarray, vecs: np.ndarray) -> None:
+    """Copy fetched ``(image_id, blob)`` rows into ``ids`` and ``vecs`` (views of the same length)."""
+    dim = vecs.shape[1]
+    for n, (image_id, blob) in enumerate(rows):
+        ids[n] = image_id
+        vecs[n] = np.frombuffer(blob, dtype=np.float32).reshape(dim)  # a short blob fails, never broadcasts
 
 
 class Embeddings:
@@ -48,11 +59,41 @@ class Embeddings:
                 found[where[image_id]] = True
         return out, found
 
+    def count(self) -> int:
+        """How many embeddings are stored."""
+        return int(self.db.execute("SELECT count(*) FROM embeddings").fetchone()[0])
+
+    def chunks(self, dim: int, rows: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield ``(ids int64 (r,), vectors float32 (r, dim))`` of every embedding by id, ``rows``
+        (default :data:`CHUNK_ROWS`) at a time, so that a reader holds one chunk rather than
+        the whole table (call it inside :meth:`Store.snapshot` for one consistent view).
+
+        :raises ValueError: a stored vector is not ``dim`` float32 values.
+        """
+        cursor = self.db.execute("SELECT image_id, vector FROM embeddings ORDER BY image_id")
+        while batch := cursor.fetchmany(rows or CHUNK_ROWS):
+            ids = np.empty(len(batch), dtype=np.int64)
+            vecs = np.empty((len(batch), dim), dtype=np.float32)
+            _fill(batch, ids, vecs)
+            yield ids, vecs
+
     def all(self, dim: int) -> tuple[np.ndarray, np.ndarray]:
-        """Return ``(ids int64 (N,), vectors float32 (N, dim))`` of every embedding, by id."""
-        rows = self.db.execute("SELECT image_id, vector FROM embeddings ORDER BY image_id").fetchall()
-        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
+        """Return ``(ids int64 (N,), vectors float32 (N, dim))`` of every embedding, by id.
+
+        Read in one snapshot, streamed chunk by chunk into arrays allocated once: the peak is
+        one copy of the vectors plus a chunk of rows (not every row and their joined bytes).
+
+        :raises ValueError: a stored vector is not ``dim`` float32 values.
+        """
+        with self.store.snapshot():
+            n = self.count()
+            ids = np.empty(n, dtype=np.int64)
+            vecs = np.empty((n, dim), dtype=np.float32)
+            cursor = self.db.execute("SELECT image_id, vector FROM embeddings ORDER BY image_id")
+            at = 0
+            while batch := cursor.fetchmany(CHUNK_ROWS):
+                _fill(batch, ids[at : at + len(batch)], vecs[at : at + len(batch)])
+                at += len(batch)
         return ids, vecs
 
     def replace(

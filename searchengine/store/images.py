@@ -185,9 +185,11 @@ class Images:
 
     # -- writes -----------------------------------------------------------------------
     def write_batch(self, writes: Iterable[ImageWrite]) -> None:
-        """Apply a batch of image updates in one transaction (rows, vectors, text, FTS)."""
+        """Apply a batch of image updates in one transaction (rows, vectors, text, FTS), the
+        write lock taken up front (:meth:`~searchengine.store.db.Store.writing`: it reads before
+        it writes, and searches commit cached figures meanwhile)."""
         stamp = now()
-        with self.db.atomic():
+        with self.store.writing():
             changed = False
             for w in writes:
                 changed = self._write_one(w, stamp) or changed
