@@ -79,15 +79,19 @@ def test_no_stale_cutoff_while_generations_swap(tmp_path):
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=search) for _ in range(4)]
+    threads = [threading.Thread(target=search, daemon=True) for _ in range(4)]
     for t in threads:
         t.start()
-    for step in range(12):  # each batch adds vectors: a new generation and, mostly, a new cutoff
-        _add(writer, 3 + 4 * step, 4, seed=step + 1)
-        expected[writer.generation()] = calibration(writer, embedder, VectorIndex.open(writer, DIM)).threshold
-    stop.set()
-    for t in threads:
-        t.join(30)
+    try:
+        for step in range(12):  # each batch adds vectors: a new generation and, mostly, a new cutoff
+            _add(writer, 3 + 4 * step, 4, seed=step + 1)
+            expected[writer.generation()] = calibration(
+                writer, embedder, VectorIndex.open(writer, DIM)
+            ).threshold
+    finally:  # a failing writer must not leave the searchers spinning (the run would never end)
+        stop.set()
+        for t in threads:
+            t.join(30)
     assert not errors, errors
     assert len(set(expected.values())) > 3  # the swaps really change the cutoff
     served = [(g, c) for g, c in seen if g in expected]
