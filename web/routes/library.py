@@ -120,11 +120,7 @@ def add_to_collection(service: ServiceDep, name: CollectionName, body: schemas.I
     """Add images to a collection, creating it if new."""
     name = _collection_name(name)
     store = service.store()
-    found = store.images.by_id(body.ids)
-    missing = [i for i in body.ids if i not in found or found[i].status != "ok"]
-    if missing:
-        raise NotFound(f"not searchable images: {', '.join(map(str, missing[:20]))}")
-    store.library.add_to_collection(name, body.ids)
+    store.library.add_to_collection(name, _searchable(service, body.ids))
     return next(
         {"name": n, "images": c, "created_at": t} for n, c, t in store.library.collections() if n == name
     )
