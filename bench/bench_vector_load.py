@@ -135,7 +135,7 @@ def filtered(index: Path, dim: int, queries: int) -> list[dict]:
     else:
         built = build_index(key, ids, vecs)
         faiss.write_index(built, str(saved))
-    vi = VectorIndex(built, key, store.generation())
+    vi = VectorIndex.of(built, key, store.generation())
     rng = np.random.default_rng(7)
     picks = rng.choice(len(ids), queries, replace=False)
     qs = l2_normalize(vecs[picks] + 0.8 * rng.normal(size=(queries, dim)) / math.sqrt(dim)).astype(np.float32)

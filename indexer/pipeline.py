@@ -203,6 +203,7 @@ class Indexer:
                     [pool.submit(prepare, job) for job in batches[i + 1]] if i + 1 < len(batches) else []
                 )
                 self._commit(current, report)
+                derived.keep_up_midway(self.store, self.embedder.id.dim)
                 if progress:
                     progress(len(current))
         # Deleting last lets a moved file reuse the vector of its old path.

@@ -18,6 +18,8 @@
 |                  |                                           | a domain's hosts; ``*``: any)        |
 | SE_PUBLIC_READS  | false                                     | with an API key: searches and images |
 |                  |                                           | need no key, only changes do         |
+| SE_VECTOR_MEMORY_MB | 1024                                   | memory the FAISS index may take: it  |
+|                  |                                           | holds compressed codes past it       |
 
 The service's other settings (``roots``, ``max_upload_pixels``, ``refresh_interval``)
 have no variable: ``searchengine serve --root`` sets the first, code the others.
@@ -150,7 +152,18 @@ class Settings:
             if flag not in _BOOLEANS:
                 raise ValueError(f"SE_PUBLIC_READS must be true or false (1 or 0), got {flag!r}")
             s = replace(s, public_reads=_BOOLEANS[flag])
+        vector_memory_bytes(env)  # checked now, read where an index is built
         return s
+
+
+def vector_memory_bytes(env: dict[str, str] | None = None) -> int:
+    """The memory budget of the FAISS index (``SE_VECTOR_MEMORY_MB``, default 1024 MiB), in bytes:
+    the index kind is chosen to fit it (see :func:`searchengine.store.vector_build.choose_index_key`).
+
+    :raises ValueError: the variable is not a positive number.
+    """
+    raw = (os.environ if env is None else env).get("SE_VECTOR_MEMORY_MB", "").strip()
+    return int(_positive("SE_VECTOR_MEMORY_MB", raw, float) * 1024 * 1024) if raw else 1 << 30
 
 
 def _positive(key: str, raw: str, kind: type[int] | type[float]) -> int | float:

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from searchengine.errors import IndexNotBuilt, SearchEngineError
-from searchengine.store import vector_file
+from searchengine.store import vector_file, vector_log
 from searchengine.store.db import DB_NAME, is_busy
 from searchengine.store.schema import MIGRATIONS, current_version
 
@@ -271,6 +271,16 @@ def _check_vectors(conn: sqlite3.Connection, index_dir: Path, report: Checkup) -
         )
 
 
+def _log_continues(conn: sqlite3.Connection, state: dict) -> bool:
+    """Whether the saved index can catch up with index.db from its vector log (the changes
+    after it are searched beside it): then it is in step, however old its generation."""
+    try:
+        pos = vector_log.position(conn)
+        return vector_log.continues(conn, pos, state.get("epoch"), state.get("seq"), state.get("tag"))
+    except sqlite3.OperationalError:  # a database from before the log
+        return False
+
+
 def _faiss_problem(conn: sqlite3.Connection, index_dir: Path) -> str | None:
     """Why the saved FAISS file would not be used as it is, or None when it is in step."""
     meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
@@ -281,7 +291,9 @@ def _faiss_problem(conn: sqlite3.Connection, index_dir: Path) -> str | None:
         state = vector_file.read_state(index_dir)
         if state is None:
             return "vectors.faiss is missing (the next search builds it, slowly)"
-        if state.get("generation") != meta.get("generation", "empty") or state.get("count") != count:
+        caught_up = _log_continues(conn, state)
+        in_step = state.get("generation") == meta.get("generation", "empty") and state.get("count") == count
+        if not (caught_up or in_step):
             return "vectors.faiss is out of step with index.db (the next search builds it again, slowly)"
         if "sha256" not in state:
             return "vectors.faiss has no checksum (an older version saved it); the next search rebuilds it"
@@ -294,7 +306,7 @@ def _faiss_problem(conn: sqlite3.Connection, index_dir: Path) -> str | None:
         return f"vectors.faiss is damaged ({exc})"
     except (OSError, RuntimeError, ValueError) as exc:
         return f"vectors.faiss cannot be read ({exc})"
-    if index.ntotal != count or index.d != int(meta["encoder_dim"]):
+    if index.d != int(meta["encoder_dim"]) or (not caught_up and index.ntotal != count):
         return f"vectors.faiss holds {index.ntotal} vectors of dim {index.d}, index.db {count}"
     return None
 

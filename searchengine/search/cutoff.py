@@ -121,7 +121,7 @@ def margin(store: Store, vectors: VectorIndex, unrelated: np.ndarray) -> float:
     module docstring); 1.0 when the index is empty."""
     if vectors.ntotal == 0:
         return 1.0
-    scores, ids = vectors.search(unrelated, CANDIDATES)
+    scores, ids = vectors.search(unrelated, CANDIDATES, stored=store.embeddings)
     best = -1.0
     for k in range(len(unrelated)):
         found = ids[k] >= 0

@@ -68,9 +68,9 @@ def vector_leg(
     else:
         passing = None
     if passing is None:
-        scores, ids = vectors.search(qvec, depth)
+        scores, ids = vectors.search(qvec, depth, stored=store.embeddings)
     else:  # a few pass: through a selector; many: unfiltered with over-fetch, filtered after
-        scores, ids = vectors.search_passing(qvec, depth, passing)
+        scores, ids = vectors.search_passing(qvec, depth, passing, stored=store.embeddings)
     return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
 

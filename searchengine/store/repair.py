@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from searchengine.store import vector_log
 from searchengine.store.db import is_busy
 from searchengine.store.fts import refresh_all
 from searchengine.store.schema import current_version, migrate
@@ -323,6 +324,7 @@ def _finish(new: sqlite3.Connection, progress: Progress) -> None:
     new.execute("BEGIN")
     mark_for_embedding(new)
     new.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('generation', ?)", [uuid.uuid4().hex])
+    vector_log.restart(new)  # no saved FAISS index may catch up from the salvaged log
     new.execute("DELETE FROM search_fts")
     count = derive_documents(new, progress)
     new.execute("COMMIT")

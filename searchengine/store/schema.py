@@ -150,6 +150,30 @@ CREATE TABLE not_duplicates (
 
 Migration = Callable[[sqlite3.Connection], None]
 
+SCHEMA_0006 = """
+-- Every change of a vector, in commit order: the saved FAISS index records the last seq it
+-- reflects, and is brought up to date from the entries after it (see store/vector_log.py).
+-- Written by triggers, so no write path can change a vector without a log entry.
+-- tag: a random number per entry, so that a database restored from a backup (or rolled back
+-- by a crash), whose next entries take the same seqs again, is never mistaken for the
+-- history a saved index was built from.
+CREATE TABLE vector_log (
+    seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+    image_id INTEGER NOT NULL,
+    tag      INTEGER NOT NULL DEFAULT (random())
+);
+CREATE TRIGGER vector_log_insert AFTER INSERT ON embeddings BEGIN
+    INSERT INTO vector_log(image_id) VALUES (new.image_id); END;
+CREATE TRIGGER vector_log_update AFTER UPDATE ON embeddings BEGIN
+    INSERT INTO vector_log(image_id) VALUES (old.image_id); INSERT INTO vector_log(image_id)
+    SELECT new.image_id WHERE new.image_id != old.image_id; END;
+CREATE TRIGGER vector_log_delete AFTER DELETE ON embeddings BEGIN
+    INSERT INTO vector_log(image_id) VALUES (old.image_id); END;
+-- which log this is: a repaired (recreated) database starts another, so that no saved
+-- index can be brought up to date from a log it was not built against
+INSERT OR REPLACE INTO meta(key, value) VALUES ('vector_log_epoch', lower(hex(randomblob(16))))
+"""
+
 
 def _script(conn: sqlite3.Connection, script: str) -> None:
     """Run DDL statements one by one (executescript would commit our transaction)."""
@@ -223,6 +247,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("0003_metadata_tags_collections_duplicates", _m0003_library),
     ("0004_caption_parts", _m0004_caption_parts),
     ("0005_not_duplicates", lambda conn: _script(conn, SCHEMA_0005)),
+    ("0006_vector_log", lambda conn: _script(conn, SCHEMA_0006)),
 ]
 
 

@@ -46,7 +46,7 @@ def data():
 @pytest.fixture(scope="module", params=KEYS)
 def index(request, data):
     ids, vecs, _ = data
-    return request.param, VectorIndex(build_index(request.param, ids, vecs), request.param, "g")
+    return request.param, VectorIndex.of(build_index(request.param, ids, vecs), request.param, "g")
 
 
 def _exact(data, passing: np.ndarray, k: int) -> list[list[int]]:
@@ -146,7 +146,7 @@ def test_ivf_with_many_lists_fills_a_selective_filter():
     rng = np.random.default_rng(5)
     vecs = l2_normalize(rng.normal(size=(n, dim))).astype(np.float32)
     ids = np.arange(n, dtype=np.int64)
-    vi = VectorIndex(build_index("IVF1024_HNSW32,Flat", ids, vecs), "IVF1024_HNSW32,Flat", "g")
+    vi = VectorIndex.of(build_index("IVF1024_HNSW32,Flat", ids, vecs), "IVF1024_HNSW32,Flat", "g")
     allowed = rng.choice(ids, 60, replace=False)
     queries = l2_normalize(rng.normal(size=(5, dim))).astype(np.float32)
     _, found = vi.search_passing(queries, 50, PassingIds(allowed))
@@ -173,7 +173,7 @@ def test_edges(index, data, case):
 
 
 def test_empty_index_finds_nothing():
-    empty = VectorIndex(
+    empty = VectorIndex.of(
         build_index("Flat", np.zeros(0, np.int64), np.zeros((0, DIM), np.float32)), "Flat", "g"
     )
     scores, found = empty.search_passing(_vectors(2), K, PassingIds(np.arange(5)))
@@ -227,7 +227,7 @@ def store(tmp_path_factory):
 @pytest.mark.parametrize("fmt", ["PNG", "GIF"])  # ~50%: over-fetch; ~3%: the selector
 def test_sql_filters_match_brute_force(store, key, fmt):
     ids, vecs = store.embeddings.all(DIM)
-    vi = VectorIndex(build_index(key, ids, vecs), key, "g")
+    vi = VectorIndex.of(build_index(key, ids, vecs), key, "g")
     filters = Filters(formats=(fmt,))
     passing = store.images.filtered_ids(filters)
     assert (len(passing) > selector_limit(len(ids), 100)) == (fmt == "PNG")

@@ -104,7 +104,7 @@ def test_a_version_2_index_upgrades_in_place(tmp_path, tiny_embedder):
     conn.close()
 
     store = Store(tmp_path / "index")
-    assert current_version(store.db.conn) == len(MIGRATIONS) == 5
+    assert current_version(store.db.conn) == len(MIGRATIONS) == 6
     assert "parts" in {c.name for c in store.db["captions"].columns}  # 0004: caption parts
     assert store.db["not_duplicates"].exists()  # 0005: pairs marked "not duplicates"
     # "a red kite" is not the offline captioner's form: no parts are made up for it

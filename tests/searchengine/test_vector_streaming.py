@@ -15,7 +15,13 @@ from searchengine.models.base import l2_normalize
 from searchengine.store import embeddings as embeddings_module
 from searchengine.store.db import Store
 from searchengine.store.images import ImageWrite
-from searchengine.store.vectors import VectorIndex, _training_sample, build_from_chunks, build_index
+from searchengine.store.vector_build import (
+    TRAIN_PER_CENTROID,
+    _training_sample,
+    build_from_chunks,
+    build_index,
+)
+from searchengine.store.vectors import VectorIndex
 
 DIM, N = 64, 12_000
 
@@ -115,7 +121,7 @@ def test_ivf_trains_on_an_even_sample_read_in_chunks():
 
     index = build_from_chunks("IVF4_HNSW32,Flat", 16, 5000, chunks)
     sample = _training_sample(index, 16, 5000, chunks())
-    assert len(sample) == min(5000, 256 * 4)  # what FAISS's k-means keeps for 4 lists
+    assert len(sample) == min(5000, TRAIN_PER_CENTROID * 4)  # rows per centroid of 4 lists
     picks = np.unique(np.linspace(0, 4999, len(sample)).astype(np.int64))
     np.testing.assert_array_equal(sample, vecs[picks])
     assert index.ntotal == 5000

@@ -10,14 +10,14 @@ import pytest
 
 from searchengine.models.base import l2_normalize
 from searchengine.records import EncoderId
-from searchengine.store import vector_file
+from searchengine.store import vector_file, vector_log
 from searchengine.store.db import Store
 from searchengine.store.images import ImageWrite
 from searchengine.store.vectors import (
     INDEX_NAME,
     STATE_NAME,
     VectorIndex,
-    _load_saved,
+    _load_main,
     build_index,
     choose_index_key,
 )
@@ -30,12 +30,42 @@ from searchengine.store.vectors import (
         (1, 512, "Flat"),
         (20_000, 512, "Flat"),
         (20_001, 512, "HNSW32,Flat"),
-        (1_000_000, 384, "HNSW32,Flat"),
-        (4_000_000, 384, "IVF8192_HNSW32,Flat"),
+        (100_000, 384, "HNSW32,Flat"),
+        (100_001, 384, "IVF1024_HNSW32,SQ8"),
+        (1_000_000, 384, "IVF4096_HNSW32,SQ8"),
+        (2_500_000, 384, "IVF8192_HNSW32,SQ8"),  # 416 B per vector: just inside 1 GiB
+        (2_600_000, 384, "IVF8192_HNSW32,PQ96"),
+        (4_000_000, 384, "IVF8192_HNSW32,PQ96"),
+        (10_000_000, 384, "IVF16384_HNSW32,PQ48"),
+        (100_000_000, 384, "IVF32768_HNSW32,PQ24"),  # past the budget: the smallest codes
     ],
 )
 def test_choose_index_key_by_size(n, dim, key):
     assert choose_index_key(n, dim) == key
+
+
+@pytest.mark.parametrize(
+    ("n", "budget_mb", "key"),
+    [
+        (100_000, 1024, "HNSW32,Flat"),
+        (100_000, 100, "HNSW32,SQ8"),  # 100k x 1,832 B does not fit 100 MiB; 100k x 680 B does
+        (100_000, 50, "IVF1024_HNSW32,SQ8"),  # nor a graph over 8-bit codes; 8-bit codes in lists do
+        (1_000_000, 256, "IVF4096_HNSW32,PQ96"),
+        (10_000_000, 8192, "IVF16384_HNSW32,SQ8"),
+        (10_000_000, 100, "IVF16384_HNSW32,PQ24"),
+    ],
+)
+def test_choose_index_key_by_memory_budget(n, budget_mb, key):
+    assert choose_index_key(n, 384, budget_mb << 20) == key
+
+
+def test_the_memory_budget_comes_from_the_environment():
+    from searchengine.config import Settings, vector_memory_bytes
+
+    assert vector_memory_bytes({}) == 1 << 30
+    assert vector_memory_bytes({"SE_VECTOR_MEMORY_MB": "512"}) == 512 << 20
+    with pytest.raises(ValueError, match="SE_VECTOR_MEMORY_MB must be a positive number"):
+        Settings.from_env({"SE_VECTOR_MEMORY_MB": "lots"})
 
 
 def test_choose_index_key_rejects_nonsense():
@@ -167,7 +197,9 @@ def test_reader_searches_in_memory_when_the_disk_is_full(tmp_path, monkeypatch, 
     store, vecs = _store_with_vectors(tmp_path, n=50)
     expected = _search(VectorIndex.open(store, 8), vecs[:4])
     saved = {n: (tmp_path / n).read_bytes() for n in (INDEX_NAME, STATE_NAME)}
-    store.bump_generation()  # stale: the next open rebuilds and tries to save
+    with store.db.atomic():  # stale (another vector log): the next open rebuilds and tries to save
+        store.bump_generation()
+        vector_log.restart(store.db.conn)
     _full_disk(monkeypatch)
     vi = VectorIndex.open(store, 8)
     assert _search(vi, vecs[:4]) == expected
@@ -234,10 +266,10 @@ def test_readers_never_take_a_save_in_progress_for_damage(tmp_path):
     writer = threading.Thread(target=keep_saving)
     writer.start()
     try:
-        loaded = [_load_saved(tmp_path, gen, dim) for _ in range(150)]
+        loaded = [_load_main(tmp_path, dim, None) for _ in range(150)]
     finally:
         stop.set()
         writer.join()
-    whole = [faiss.serialize_index(x[0]).tobytes() for x in loaded if x is not None]
+    whole = [faiss.serialize_index(x[0].index).tobytes() for x in loaded if x is not None]
     assert whole and all(b in known for b in whole)
     assert _temps(tmp_path) == []
