@@ -19,6 +19,8 @@ import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from searchengine.store.sql import now, rows_for
 
 if TYPE_CHECKING:
@@ -28,6 +30,9 @@ if TYPE_CHECKING:
 #: Meta keys: the pending mark (a fresh token per mark) and the generation grouped at.
 PENDING_KEY = "regroup_pending"
 GROUPED_KEY = "grouped_generation"
+
+#: Ids per query when reading the rows of many images.
+ID_CHUNK = 50_000
 
 #: A pair of image ids, smaller first.
 Pair = tuple[int, int]
@@ -67,9 +72,47 @@ class Duplicates:
         rows = self.db.execute("SELECT id, phash FROM images WHERE status = 'ok' AND phash IS NOT NULL")
         return dict(rows.fetchall())
 
-    def texts(self) -> dict[int, str]:
-        """Return the OCR text of every image that has some."""
-        return dict(self.db.execute("SELECT image_id, text FROM ocr WHERE text != ''").fetchall())
+    def texts(self, ids: Sequence[int] | None = None) -> dict[int, str]:
+        """Return the OCR text of every image that has some (with ``ids``: of those of them)."""
+        if ids is None:
+            return dict(self.db.execute("SELECT image_id, text FROM ocr WHERE text != ''").fetchall())
+        out: dict[int, str] = {}
+        for start in range(0, len(ids), ID_CHUNK):
+            out.update(
+                rows_for(
+                    self.db,
+                    ids[start : start + ID_CHUNK],
+                    "SELECT image_id, text FROM ocr",
+                    " AND text != ''",
+                )
+            )
+        return out
+
+    def signature_arrays(self, sig_len: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The ids (int64, ascending), 64-bit frame hashes ((N, 8) uint8) and content thumbnails
+        ((N, 192) uint8) of every searchable image that has a vector and a signature of the
+        current form (``sig_len`` hex characters): the images near duplicates are found
+        among. Read in one snapshot, chunk by chunk into arrays allocated once: 200 bytes an
+        image, not the signatures' text."""
+        where = "FROM images WHERE status = 'ok' AND length(phash) = ? AND id IN "
+        where += "(SELECT image_id FROM embeddings)"
+        width = (sig_len - 1) // 2  # bytes: the hash, then the thumbnail (after the "-")
+        with self.store.snapshot():
+            n = self.db.execute("SELECT count(*) FROM images").fetchone()[0]  # at most; an index counts it
+            ids, codes = np.empty(n, dtype=np.int64), np.empty((n, 8), dtype=np.uint8)
+            thumbs = np.empty((n, width - 8), dtype=np.uint8)
+            cursor = self.db.execute(f"SELECT id, phash {where} ORDER BY id", [sig_len])
+            at = 0
+            while batch := cursor.fetchmany(8192):  # 8,192 signatures as text: 4 MB at a time
+                end = at + len(batch)
+                ids[at:end] = [r[0] for r in batch]
+                codes[at:end] = np.frombuffer(
+                    bytes.fromhex("".join(r[1][:16] for r in batch)), np.uint8
+                ).reshape(-1, 8)
+                raw = bytes.fromhex("".join(r[1][17:] for r in batch))
+                thumbs[at:end] = np.frombuffer(raw, np.uint8).reshape(len(batch), width - 8)
+                at = end
+        return ids[:at], codes[:at], thumbs[:at]  # untouched rows past ``at`` were never resident
 
     def stale(self, stage: str, tool: str) -> list[str]:
         """Return the paths of the searchable images whose ``stage`` (the duplicate signature)
@@ -101,11 +144,10 @@ class Duplicates:
             self.db["meta"].upsert({"key": "duplicates", "value": json.dumps(params)}, pk="key")
 
     def _insert(self, groups: Sequence[Sequence[int]]) -> None:
-        for group in groups:
-            gid = min(group)
-            self.db.conn.executemany(
-                "INSERT INTO duplicates(image_id, group_id) VALUES (?, ?)", [(i, gid) for i in group]
-            )
+        self.db.conn.executemany(
+            "INSERT INTO duplicates(image_id, group_id) VALUES (?, ?)",
+            ((i, low) for group in groups for low in (min(group),) for i in group),
+        )
 
     def groups(self) -> list[list[int]]:
         """Every group, members by id, groups by their smallest id."""
@@ -205,6 +247,8 @@ def complete_groups(pairs: Sequence[Pair]) -> list[list[int]]:
 def split_groups(groups: Sequence[Sequence[int]], apart: set[Pair]) -> list[list[int]]:
     """``groups`` (each complete) without the pairs marked ``apart``: a group holding such a pair
     splits into the complete groups its other pairs still form (members by id)."""
+    if not apart:
+        return sorted((sorted(g) for g in groups), key=lambda g: g[0])
     out: list[list[int]] = []
     for g in groups:
         g = sorted(g)
