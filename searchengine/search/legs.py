@@ -14,6 +14,7 @@ from searchengine.query import NEGATIVE_STRENGTH, ParsedQuery
 from searchengine.records import Filters
 from searchengine.store.db import Store
 from searchengine.store.filters import FilterPassing
+from searchengine.store.fts import KeywordQuery
 from searchengine.store.vectors import PassingIds, VectorIndex
 from searchengine.text import WORD, fold
 
@@ -75,7 +76,12 @@ def vector_leg(
 
 
 def keyword_leg(store: Store, parsed: ParsedQuery, depth: int, filters: Filters | None) -> Ranked:
-    """The ``depth`` best BM25 matches of the query's words that pass the filters."""
+    """The ``depth`` best BM25 matches of the query's words that pass the filters: from the
+    rows that can reach them (:meth:`~searchengine.store.text.Texts.keyword_top`) when the
+    query is plain words, else by scoring every match."""
+    query = KeywordQuery.of(parsed)
+    if query is not None:
+        return store.text.keyword_top(query, depth, filters)
     match = parsed.fts_match()
     return store.text.keyword_search(match, depth, filters) if match else []
 

@@ -11,7 +11,7 @@ import numpy as np
 from searchengine.labels import honest_caption
 from searchengine.records import CaptionParts, Filters, ImageText, StageRecord
 from searchengine.store.filters import filter_sql
-from searchengine.store.fts import bm25_expression, document_sql
+from searchengine.store.fts import EXACT, Bm25Ranker, KeywordQuery, bm25_expression, document_sql
 from searchengine.store.sql import rows_for
 
 if TYPE_CHECKING:
@@ -23,6 +23,7 @@ class Texts:
 
     def __init__(self, store: Store) -> None:
         self.store, self.db = store, store.db
+        self.ranker = Bm25Ranker(store.db.conn)
 
     # -- keyword index ----------------------------------------------------------------
     def keyword_search(self, match: str, k: int, filters: Filters | None = None) -> list[tuple[int, float]]:
@@ -40,6 +41,37 @@ class Texts:
             [match, *params, k],
         ).fetchall()
         return [(int(r[0]), float(r[1])) for r in rows]
+
+    def keyword_top(
+        self, query: KeywordQuery, k: int, filters: Filters | None = None
+    ) -> list[tuple[int, float]]:
+        """:meth:`keyword_search` of ``query.match()``: the same ids, order and scores, from
+        the rows that can reach the first ``k`` (:class:`~searchengine.store.fts.Bm25Ranker`)
+        rather than from every match, all read in one snapshot.
+
+        Only a page the ranker proves exact is kept: when its budget runs out first (a
+        common word held by many near-equal rows, a deep page) or a filter keeps too few of
+        the rows it reads, every match is ranked by :meth:`keyword_search`. (A page of the
+        best rows scored would be biased by id order: catalogues are indexed folder by
+        folder, so the newest images would never be read.)
+        """
+        conn = self.db.conn
+        if conn.in_transaction:  # a write in progress: FTS5's totals may not be on disk yet
+            return self.keyword_search(query.match(), k, filters)
+        where, params = filter_sql(filters)
+        sql = f"SELECT i.id FROM images i WHERE i.id IN (SELECT value FROM json_each(?)) AND {where}"
+
+        def passing(ids: list[int]) -> list[int]:
+            keep = {r[0] for r in conn.execute(sql, [json.dumps(ids), *params])} if ids else set()
+            return [i for i in ids if i in keep]
+
+        with self.store.snapshot():
+            self.ranker.refresh()
+            active = filters is not None and filters.active
+            ranked, page = self.ranker.top(query, k, passing, prefilter=active)
+            if page != EXACT:
+                return self.keyword_search(query.match(), k, filters)
+        return [(int(i), float(s)) for i, s in ranked]
 
     def documents(self, ids: Sequence[int]) -> dict[int, str]:
         """Return each image's keyword document as indexed (all fields joined)."""
