@@ -364,7 +364,8 @@ def _latencies(engine, queries: list[str], where: list[str]) -> dict:
 
 
 def _breakdown(engine, queries: list[str], where: list[str]) -> dict:
-    """Median ms of each step of a hybrid query: encoding, filter ids, FAISS, FTS, coverage, evidence."""
+    """Median ms of each step of a hybrid query: encoding, vector leg (filter included), keyword leg
+    (filter included), coverage, evidence vectors."""
     from searchengine.query import parse_query
     from searchengine.search import legs, plan
     from searchengine.search.request import build_filters
@@ -383,8 +384,6 @@ def _breakdown(engine, queries: list[str], where: list[str]) -> dict:
     for q in queries:
         parsed = parse_query(q)
         qvec = timed("encode", lambda: legs.query_vector(emb, store, parsed, None, None))  # noqa: B023
-        if filters is not None:
-            timed("filter_ids", lambda: store.images.filtered_ids(filters))  # noqa: B023
         hits = timed("vector_leg", lambda: legs.vector_leg(store, vectors, qvec, depth, filters, parsed))  # noqa: B023
         found = timed("keyword_leg", lambda: legs.keyword_leg(store, parsed, depth, filters))  # noqa: B023
         timed("coverage", lambda: legs.coverage(store, parsed, [i for i, _ in found]))  # noqa: B023
@@ -419,6 +418,8 @@ def phase_serve(args, base: Path) -> dict:
         "selective_filter": selective,
     }  # fmt: skip
     for name, where in (("none", []), ("broad", [BROAD]), ("selective", [selective])):
+        if name not in args.cases:
+            continue
         out[f"hybrid_{name}"] = _latencies(engine, queries, where)
         out[f"steps_{name}"] = _breakdown(engine, queries[: min(60, len(queries))], where)
     out["rss_end_mb"], out["peak_mb"] = rss_mb(), peak_mb()
@@ -496,6 +497,8 @@ def phase_recall(args, base: Path) -> dict:
     qs = cat.queries(args.queries)
     out = {"key": vi.key}
     for name, where in (("none", []), ("broad", [BROAD]), ("selective", [f"brand={cat.selective_brand}"])):
+        if name not in args.cases:
+            continue
         allowed = store.images.filtered_ids(build_filters(where=where)) if where else None
         rows = np.arange(len(ids)) if allowed is None else np.searchsorted(ids, np.sort(allowed))
         exact = faiss.IndexFlatIP(DIM)
@@ -594,6 +597,7 @@ def run_phase(args, phase: str) -> dict:
     """Run one phase in a child process (its own peak RSS) and return its figures."""
     cmd = [sys.executable, __file__, "--n", str(args.n), "--queries", str(args.queries)]
     cmd += ["--out-dir", str(args.out_dir), "--datasets", str(args.datasets), "--phase", phase]
+    cmd += ["--cases", *args.cases]
     t0 = time.perf_counter()
     done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
     result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -641,7 +645,9 @@ def report(n: int, r: dict) -> None:
     print("\n| query | p50 (ms) | p95 (ms) | recall@10 vs exact |\n|---|---:|---:|---:|")
     for name, label in (("none", "hybrid, no filter"), ("broad", f"hybrid, `{BROAD}`"),
                         ("selective", f"hybrid, `{sv['selective_filter']}`")):  # fmt: skip
-        h, rec = sv[f"hybrid_{name}"], r["recall"][name]
+        if f"hybrid_{name}" not in sv:
+            continue
+        h, rec = sv[f"hybrid_{name}"], r["recall"].get(name, {"passing": 0, "recall_at_10": "-"})
         print(
             f"| {label} ({rec['passing']:,} pass) | {h['p50_ms']} | {h['p95_ms']} | {rec['recall_at_10']} |"
         )
@@ -655,6 +661,7 @@ def main() -> None:
     ap.add_argument("--datasets", type=Path, default=DATASETS, help="holds fashion_products_3k")
     ap.add_argument("--only", nargs="+", choices=PHASES + EXTRA, help="run these phases only")
     ap.add_argument("--redo", nargs="*", choices=PHASES, default=(), help="run these phases again")
+    ap.add_argument("--cases", nargs="+", default=["none", "broad", "selective"], help="serve: filter cases")
     ap.add_argument("--phase", choices=PHASES + EXTRA, help=argparse.SUPPRESS)
     args = ap.parse_args()
     folder = args.out_dir / f"n{args.n}"

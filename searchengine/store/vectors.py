@@ -73,10 +73,12 @@ has (stale) until a writer merges them, rather than read them all beside it."""
 MASKED_MAX_SHARE = 0.2
 """A merge rebuilds instead when more than this share of the main index's rows would be masked."""
 ID_LIMIT = 2**62  # ids are SQLite rowids: positive; a masked row's id is -1
-RERANK = 4
-"""A compressed main index (scalar or product quantised codes) is asked for this many times the
-results wanted, and those candidates are scored again exactly with the float vectors SQLite
-keeps (the only float copy: the index holds codes)."""
+RERANK = {"SQ": 2, "PQ": 8}
+"""A compressed main index is asked for this many times the results wanted, and those candidates
+are scored again exactly with the float vectors SQLite keeps (the only float copy: the index
+holds codes): twice for 8-bit scalar codes, whose order is nearly exact already (IVF4096 over
+8-bit codes at 1M, recall@10 0.980 unranked, 0.988 re-ranked from 5x), eight times for
+product-quantised codes (PQ48 at 100k: 0.845 unranked, 0.993 from 5x)."""
 
 
 class StoredVectors(Protocol):
@@ -140,7 +142,12 @@ class Main:
     @property
     def compressed(self) -> bool:
         """Whether it holds codes (scalar or product quantised), not the float vectors."""
-        return "SQ" in self.key or "PQ" in self.key
+        return self.rerank > 1
+
+    @property
+    def rerank(self) -> int:
+        """How many times the results wanted its search fetches for an exact re-rank (1: none)."""
+        return next((times for code, times in RERANK.items() if code in self.key), 1)
 
     def continues_in(self, conn, pos: vector_log.LogPosition) -> bool:
         """Whether the log at ``pos`` continues the history this index reflects."""
@@ -601,7 +608,7 @@ class VectorIndex:
         k = max(1, min(k, self.ntotal))
         x = np.ascontiguousarray(queries, dtype=np.float32)
         if stored is not None and self.main.compressed:
-            found = _rescored(x, self._search_main(x, k * RERANK, allowed), k, stored)
+            found = _rescored(x, self._search_main(x, k * self.main.rerank, allowed), k, stored)
         else:
             found = self._search_main(x, k, allowed)
         if not len(self.delta.ids):
@@ -715,7 +722,7 @@ class VectorIndex:
                 return self.search(queries, k, allowed=passing.ids(), stored=stored)
             fetch = more
         rescore = stored is not None and self.main.compressed
-        want = k * RERANK if rescore else k  # (the candidates' scores are approximate)
+        want = k * self.main.rerank if rescore else k  # (the candidates' scores are approximate)
         out_scores = np.zeros((q, want), np.float32)
         out_ids = np.full((q, want), -1, np.int64)
         for row in range(q):
