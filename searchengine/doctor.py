@@ -275,8 +275,7 @@ def _log_continues(conn: sqlite3.Connection, state: dict) -> bool:
     """Whether the saved index can catch up with index.db from its vector log (the changes
     after it are searched beside it): then it is in step, however old its generation."""
     try:
-        pos = vector_log.position(conn)
-        return vector_log.continues(conn, pos, state.get("epoch"), state.get("seq"), state.get("tag"))
+        return vector_log.state_continues(conn, state)
     except sqlite3.OperationalError:  # a database from before the log
         return False
 

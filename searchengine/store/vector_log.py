@@ -58,6 +58,12 @@ def continues(conn, pos: LogPosition, epoch, seq, tag) -> bool:
     return row is not None and row[0] == tag
 
 
+def state_continues(conn, state: dict) -> bool:
+    """Whether the index a saved state file describes (its ``epoch``, ``seq`` and ``tag``) can be
+    brought up to date from the log as it stands now (see :func:`continues`)."""
+    return continues(conn, position(conn), state.get("epoch"), state.get("seq"), state.get("tag"))
+
+
 def changed_since(conn, seq: int, upto: int) -> np.ndarray:
     """The distinct image ids whose vector changed after ``seq`` up to ``upto`` (sorted int64)."""
     rows = conn.execute(

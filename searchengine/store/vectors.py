@@ -500,10 +500,7 @@ class VectorIndex:
         usable = state is not None and not _why_unusable(state, dim) and isinstance(state.get("count"), int)
         if usable and (store.dir / INDEX_NAME).is_file():
             with store.snapshot():
-                pos = vector_log.position(store.db.conn)
-                if vector_log.continues(
-                    store.db.conn, pos, state.get("epoch"), state.get("seq"), state.get("tag")
-                ):
+                if vector_log.state_continues(store.db.conn, state):
                     changed = vector_log.count_since(store.db.conn, state["seq"])
                     if changed <= least or not merge_due(
                         changed, state["count"] - int(state.get("masked") or 0)
